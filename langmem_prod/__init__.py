@@ -1,0 +1,16 @@
+"""langmem_prod: production long-term memory for LangGraph and LangChain."""
+
+from langmem_prod.embeddings import HashingEmbeddings
+from langmem_prod.errors import LangmemError
+from langmem_prod.store import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
+from langmem_prod.store._retry import RetryPolicy
+
+__all__ = [
+    "AsyncPostgresStore",
+    "AsyncRedisStore",
+    "HashingEmbeddings",
+    "LangmemError",
+    "PostgresStore",
+    "RedisStore",
+    "RetryPolicy",
+]

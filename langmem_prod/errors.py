@@ -1,0 +1,109 @@
+"""The exceptions langmem_prod raises, with one root and branches by who must act.
+
+Rules:
+- every exception derives from `LangmemError`;
+- a caller mistake is also a `ValueError` (`InvalidInputError` and its children), an
+  invalid namespace is also LangGraph's `InvalidNamespaceError`;
+- a backend that cannot serve is `BackendUnavailableError` with `retryable` set;
+- messages say what was wrong and what to do, and never contain stored values.
+
+>>> from langmem_prod.errors import InvalidFilterError, LangmemError
+>>> issubclass(InvalidFilterError, ValueError) and issubclass(InvalidFilterError, LangmemError)
+True
+"""
+
+from __future__ import annotations
+
+from langgraph.store.base import InvalidNamespaceError as _LangGraphInvalidNamespaceError
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "EmbeddingError",
+    "FeatureUnavailableError",
+    "InvalidFilterError",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "InvalidNamespaceError",
+    "InvalidValueError",
+    "LangmemError",
+    "SchemaNotReadyError",
+    "SyncCallInEventLoopError",
+    "ValueNotSerializableError",
+    "ValueTooLargeError",
+]
+
+
+class LangmemError(Exception):
+    """Root of every exception raised by langmem_prod."""
+
+
+class InvalidInputError(LangmemError, ValueError):
+    """The caller passed something the store cannot accept; nothing was written."""
+
+
+class InvalidNamespaceError(InvalidInputError, _LangGraphInvalidNamespaceError):
+    """A namespace (or namespace pattern) breaks LangGraph's namespace rules."""
+
+
+class InvalidKeyError(InvalidInputError):
+    """An item key is not a non-empty string without NUL characters."""
+
+
+class InvalidValueError(InvalidInputError):
+    """An item value is not a JSON object the store can keep (NaN, NUL, not a mapping)."""
+
+
+class ValueNotSerializableError(InvalidValueError, TypeError):
+    """An item value holds something JSON cannot represent (a datetime, a set, ...)."""
+
+
+class ValueTooLargeError(InvalidValueError):
+    """An item value's JSON encoding is larger than the store's `max_value_bytes`."""
+
+
+class InvalidFilterError(InvalidInputError):
+    """A search filter uses an unknown operator or an operand of the wrong type."""
+
+
+class ConfigurationError(LangmemError, ValueError):
+    """The store was configured with settings that cannot work."""
+
+
+class FeatureUnavailableError(ConfigurationError):
+    """The server lacks something a configured feature needs (e.g. pgvector)."""
+
+
+class SchemaNotReadyError(LangmemError):
+    """The store's tables are missing or older than this code: call `setup()` first."""
+
+
+class SyncCallInEventLoopError(LangmemError, RuntimeError):
+    """A synchronous method of an async store was called from its own event loop."""
+
+
+class EmbeddingError(LangmemError):
+    """The embedding model failed or returned vectors of the wrong shape."""
+
+
+class BackendError(LangmemError):
+    """The database rejected an operation for a reason the caller cannot fix by retrying."""
+
+
+class BackendUnavailableError(LangmemError, ConnectionError):
+    """The database could not be reached or dropped the connection.
+
+    Attributes:
+        retryable: True when the same call may succeed later (the store already
+            retried it with backoff before raising).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class BackendTimeoutError(BackendUnavailableError, TimeoutError):
+    """The database did not answer within the configured time."""

@@ -1,0 +1,140 @@
+"""Semantic index settings and the texts an item contributes to it.
+
+Rules:
+- `IndexConfig(dims, embed, fields)` is LangGraph's; `fields` defaults to ["$"], the whole
+  value as one JSON text; a put's `index=[...]` replaces the fields for that item and
+  `index=False` leaves the item without vectors;
+- each field path yields zero or more texts ("a[*].b" yields one per element); a field
+  with several texts is stored as "path.0", "path.1", ... and a field with one as "path",
+  as LangGraph's stores name them;
+- an item is ranked by its best-matching vector (max pooling).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import IndexConfig, ensure_embeddings, get_text_at_path, tokenize_path
+
+from langmem_prod.errors import ConfigurationError, EmbeddingError, InvalidInputError
+from langmem_prod.store._effects import Embed
+
+V = TypeVar("V")
+
+Tokens = Literal["$"] | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """Checked semantic-index settings shared by every backend."""
+
+    dims: int
+    embeddings: Embeddings
+    fields: tuple[tuple[str, Tokens], ...]
+    options: Mapping[str, Any]
+
+    @property
+    def vectors_per_item(self) -> int:
+        """A rough count of vectors per item, to size candidate lists."""
+        return max(1, len(self.fields))
+
+
+def index_settings(config: IndexConfig | Mapping[str, Any] | None) -> IndexSettings | None:
+    """Check an `IndexConfig`; backends read their own extra keys from `options`.
+
+    >>> s = index_settings({"dims": 3, "embed": lambda texts: [[1.0, 0, 0] for _ in texts]})
+    >>> s.dims, s.fields
+    (3, (('$', '$'),))
+
+    Raises:
+        ConfigurationError: dims is not a positive int, embed is missing, fields malformed.
+    """
+    if config is None:
+        return None
+    dims = config.get("dims")
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims < 1:
+        raise ConfigurationError("IndexConfig dims must be a positive int, e.g. 1536")
+    if config.get("embed") is None:
+        raise ConfigurationError(
+            "IndexConfig needs 'embed': an Embeddings object, a function of texts, "
+            "or a provider string such as 'openai:text-embedding-3-small'"
+        )
+    try:
+        embeddings = ensure_embeddings(config["embed"])
+    except ValueError as exc:
+        raise ConfigurationError(f"IndexConfig embed cannot be used: {exc}") from None
+    fields = config.get("fields") or ["$"]
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
+        raise ConfigurationError("IndexConfig fields must be a list of paths, e.g. ['text']")
+    options = {k: v for k, v in config.items() if k not in ("dims", "embed", "fields")}
+    return IndexSettings(dims, embeddings, tuple(_tokenize(f) for f in fields), options)
+
+
+def _tokenize(path: str) -> tuple[str, Tokens]:
+    return (path, "$") if path == "$" else (path, tokenize_path(path))
+
+
+def item_texts(
+    settings: IndexSettings, value: Mapping[str, Any], index: Literal[False] | Sequence[str] | None
+) -> list[tuple[str, str]]:
+    """Return the (field name, text) pairs to embed for one put.
+
+    >>> s = index_settings({"dims": 1, "embed": lambda t: [[1.0] for _ in t], "fields": ["a[*]"]})
+    >>> item_texts(s, {"a": ["x", "y"]}, None)
+    [('a[*].0', 'x'), ('a[*].1', 'y')]
+    """
+    if index is False:
+        return []
+    if index is None:
+        fields = settings.fields
+    elif isinstance(index, list | tuple) and all(isinstance(f, str) for f in index):
+        fields = tuple(_tokenize(f) for f in index)
+    else:
+        raise InvalidInputError("index must be False, None, or a list of field paths")
+    pairs: list[tuple[str, str]] = []
+    for path, tokens in fields:
+        texts = get_text_at_path(value, tokens)
+        if len(texts) == 1:
+            pairs.append((path, texts[0]))
+        else:
+            pairs.extend((f"{path}.{i}", text) for i, text in enumerate(texts))
+    return pairs
+
+
+def embed_texts(
+    index: IndexSettings | None,
+    texts: list[str],
+    *,
+    query: bool,
+    encode: Callable[[Sequence[float]], V],
+) -> Generator[Embed, Any, dict[str, V]]:
+    """Embed `texts` (an `Embed` effect) and map each to its vector as `encode` writes it."""
+    if not texts or index is None:
+        return {}
+    vectors = yield Embed(tuple(texts), query=query)
+    check_vectors(vectors, len(texts), index.dims)
+    return {t: encode(v) for t, v in zip(texts, vectors, strict=True)}
+
+
+def check_vectors(vectors: Sequence[Sequence[float]], count: int, dims: int) -> None:
+    """Refuse an embedding answer of the wrong length or width.
+
+    Raises:
+        EmbeddingError: the model returned a different number of vectors, or vectors
+            whose width is not the configured `dims`.
+    """
+    if len(vectors) != count:
+        raise EmbeddingError(
+            f"the embedding model returned {len(vectors)} vectors for {count} texts"
+        )
+    for vector in vectors:
+        if len(vector) != dims:
+            raise EmbeddingError(
+                f"the embedding model returned {len(vector)}-dimensional vectors but the "
+                f"index is configured with dims={dims}; set IndexConfig dims to match"
+            )

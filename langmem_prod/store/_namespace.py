@@ -1,0 +1,228 @@
+"""Namespaces: validation, the dot-joined text codec, and match patterns.
+
+Rules:
+- a namespace is a tuple of non-empty `str` labels without "." or NUL (LangGraph's rules);
+  an item's namespace is also non-empty and its root label is not "langgraph";
+- the text form joins labels with "."; it is unambiguous because labels have no ".";
+- the namespaces under a prefix `p` are `p` itself and the texts in the half-open range
+  `[p + ".", p + "/")`, because "/" is the code point after "." (byte order, COLLATE "C");
+- a match pattern's "*" stands for exactly one label; prefix patterns anchor at the
+  first label, suffix patterns at the last, and a namespace shorter than the pattern
+  never matches.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.store.base import (
+    GetOp,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    SearchOp,
+    validate_op_namespace,
+)
+from langgraph.store.base import (
+    InvalidNamespaceError as _LangGraphInvalidNamespaceError,
+)
+
+from langmem_prod.errors import InvalidInputError, InvalidKeyError, InvalidNamespaceError
+
+SEPARATOR = "."
+_AFTER_SEPARATOR = "/"
+WILDCARD = "*"
+RESERVED_ROOT = "langgraph"
+
+
+def encode_namespace(namespace: tuple[str, ...]) -> str:
+    """Return the text form of a valid namespace.
+
+    >>> encode_namespace(("users", "u1"))
+    'users.u1'
+    """
+    return SEPARATOR.join(namespace)
+
+
+@functools.lru_cache(maxsize=4096)
+def decode_namespace(text: str) -> tuple[str, ...]:
+    """Return the namespace tuple of its text form.
+
+    >>> decode_namespace("users.u1")
+    ('users', 'u1')
+    """
+    return tuple(text.split(SEPARATOR)) if text else ()
+
+
+def descendant_range(prefix: str) -> tuple[str, str]:
+    """Return the half-open text range holding the strict descendants of `prefix`.
+
+    >>> descendant_range("users")
+    ('users.', 'users/')
+    """
+    return prefix + SEPARATOR, prefix + _AFTER_SEPARATOR
+
+
+def validate_op(op: Op) -> None:
+    """Check an op's namespace, key and paging as LangGraph's stores would, and more.
+
+    Raises:
+        InvalidNamespaceError: a label is empty, not a string, or holds "." or NUL;
+            a written namespace is empty or rooted at "langgraph".
+        InvalidKeyError: a key is not a string or holds NUL.
+        InvalidInputError: `limit`, `offset` or `max_depth` is negative or not an int.
+    """
+    check = _CHECKS.get(type(op))
+    if check is None:
+        raise InvalidInputError(
+            f"unknown operation type {type(op).__name__}; "
+            "use GetOp, PutOp, SearchOp or ListNamespacesOp"
+        )
+    namespace = getattr(op, "namespace", None)
+    if namespace is None or not _known_valid(namespace):
+        try:
+            validate_op_namespace(op)
+        except _LangGraphInvalidNamespaceError as exc:
+            raise InvalidNamespaceError(str(exc)) from None
+        if namespace is not None:
+            _remember_valid(namespace)
+    check(op)
+
+
+# Namespaces whose labels passed LangGraph's check; hot namespaces skip re-checking.
+_VALID_LABELS: dict[tuple[str, ...], None] = {}
+_VALID_LABELS_MAX = 10_000
+
+
+def _known_valid(namespace: object) -> bool:
+    try:
+        return namespace in _VALID_LABELS
+    except TypeError:  # unhashable (a list): check it the long way
+        return False
+
+
+def _remember_valid(namespace: object) -> None:
+    if type(namespace) is tuple:
+        if len(_VALID_LABELS) >= _VALID_LABELS_MAX:
+            _VALID_LABELS.clear()
+        _VALID_LABELS[namespace] = None
+
+
+def _check_put(op: PutOp) -> None:
+    _validate_written_namespace(op.namespace)
+    _validate_key(op.key)
+
+
+def _check_get(op: GetOp) -> None:
+    _validate_key(op.key)
+
+
+def _check_search(op: SearchOp) -> None:
+    _validate_paging(op.limit, op.offset)
+
+
+def _check_list(op: ListNamespacesOp) -> None:
+    _validate_paging(op.limit, op.offset)
+    if op.max_depth is not None:
+        _validate_count("max_depth", op.max_depth, minimum=1)
+    for condition in op.match_conditions or ():
+        if condition.match_type not in ("prefix", "suffix"):
+            raise InvalidInputError(
+                f"unknown match_type {condition.match_type!r}; use 'prefix' or 'suffix'"
+            )
+
+
+_CHECKS: dict[type, Callable[[Any], None]] = {
+    PutOp: _check_put,
+    GetOp: _check_get,
+    SearchOp: _check_search,
+    ListNamespacesOp: _check_list,
+}
+
+
+def _validate_written_namespace(namespace: tuple[str, ...]) -> None:
+    if not isinstance(namespace, tuple) or not namespace:
+        raise InvalidNamespaceError(
+            "an item's namespace must be a non-empty tuple of labels, e.g. ('memories', 'u1')"
+        )
+    if namespace[0] == RESERVED_ROOT:
+        raise InvalidNamespaceError(
+            f"the root label {RESERVED_ROOT!r} is reserved by LangGraph; choose another root"
+        )
+
+
+def _validate_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"an item key must be a str, not {type(key).__name__}")
+    if "\x00" in key:
+        raise InvalidKeyError("an item key cannot contain NUL characters ('\\x00')")
+
+
+def _validate_paging(limit: object, offset: object) -> None:
+    _validate_count("limit", limit, minimum=0)
+    _validate_count("offset", offset, minimum=0)
+
+
+def _validate_count(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{name} must be an int >= {minimum}")
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceMatch:
+    """A conjunction of match conditions, as label positions to compare.
+
+    Attributes:
+        min_depth: the fewest labels a matching namespace has.
+        from_start: (0-based position, label) pairs counted from the first label.
+        from_end: (1-based position from the end, label) pairs; 1 is the last label.
+        fixed_prefix: the labels every match starts with (a prefix pattern's labels
+            before its first wildcard), usable as a range scan.
+    """
+
+    min_depth: int
+    from_start: tuple[tuple[int, str], ...]
+    from_end: tuple[tuple[int, str], ...]
+    fixed_prefix: tuple[str, ...]
+
+    def matches(self, namespace: Sequence[str]) -> bool:
+        """Whether `namespace` satisfies every condition.
+
+        >>> m = compile_match((MatchCondition("prefix", ("a", "*")),))
+        >>> m.matches(("a", "x", "y")), m.matches(("a",))
+        (True, False)
+        """
+        depth = len(namespace)
+        return (
+            depth >= self.min_depth
+            and all(namespace[i] == label for i, label in self.from_start)
+            and all(namespace[depth - i] == label for i, label in self.from_end)
+        )
+
+
+def compile_match(conditions: Sequence[MatchCondition] | None) -> NamespaceMatch:
+    """Turn LangGraph match conditions into label-position comparisons.
+
+    >>> compile_match((MatchCondition("suffix", ("v1",)),)).from_end
+    ((1, 'v1'),)
+    """
+    min_depth = 0
+    from_start: list[tuple[int, str]] = []
+    from_end: list[tuple[int, str]] = []
+    fixed_prefix: tuple[str, ...] = ()
+    for condition in conditions or ():
+        path = tuple(condition.path)
+        min_depth = max(min_depth, len(path))
+        if condition.match_type == "prefix":
+            from_start.extend((i, label) for i, label in enumerate(path) if label != WILDCARD)
+            leading = path[: path.index(WILDCARD)] if WILDCARD in path else path
+            if len(leading) > len(fixed_prefix):
+                fixed_prefix = leading
+        else:
+            n = len(path)
+            from_end.extend((n - i, label) for i, label in enumerate(path) if label != WILDCARD)
+    return NamespaceMatch(min_depth, tuple(from_start), tuple(from_end), fixed_prefix)

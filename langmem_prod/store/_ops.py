@@ -1,0 +1,205 @@
+"""Batch planning: validate a list of LangGraph ops and group them by kind, with no I/O.
+
+Rules:
+- every op is validated before anything runs, so bad input raises and writes nothing;
+- reads (gets, searches, namespace listings) see the state before the batch's writes;
+- writes to the same (namespace, key) collapse to the last one (a delete is a put of None);
+- writes are ordered by (namespace, key) so concurrent batches lock rows in one order;
+- results come back in the order of the ops: None for puts, an Item or None for gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from langgraph.store.base import (
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    SearchItem,
+    SearchOp,
+)
+
+from langmem_prod.errors import ConfigurationError, InvalidInputError
+from langmem_prod.store._filter import Condition, parse_filter
+from langmem_prod.store._index import IndexSettings, item_texts
+from langmem_prod.store._namespace import (
+    NamespaceMatch,
+    compile_match,
+    decode_namespace,
+    encode_namespace,
+    validate_op,
+)
+from langmem_prod.store._ttl import check_ttl
+from langmem_prod.store._values import decode_value, encode_value
+
+
+class GetPlan(NamedTuple):
+    """A get at result position `pos`."""
+
+    pos: int
+    namespace: tuple[str, ...]
+    prefix: str
+    key: str
+    refresh: bool
+
+
+class SearchPlan(NamedTuple):
+    """A search at result position `pos`; `prefix` None searches every namespace."""
+
+    pos: int
+    prefix: str | None
+    conditions: tuple[Condition, ...]
+    limit: int
+    offset: int
+    query: str | None
+    refresh: bool
+
+
+class ListPlan(NamedTuple):
+    """A namespace listing at result position `pos`."""
+
+    pos: int
+    match: NamespaceMatch
+    max_depth: int | None
+    limit: int
+    offset: int
+
+
+class WritePlan(NamedTuple):
+    """The final write of one item: `value_json` None deletes it.
+
+    `texts` are the (field, text) pairs to embed; None when the store has no index.
+    """
+
+    prefix: str
+    key: str
+    value_json: str | None
+    ttl_minutes: float | None
+    texts: tuple[tuple[str, str], ...] | None
+
+
+class BatchPlan(NamedTuple):
+    """A validated batch, grouped by kind."""
+
+    size: int
+    gets: tuple[GetPlan, ...]
+    searches: tuple[SearchPlan, ...]
+    lists: tuple[ListPlan, ...]
+    writes: tuple[WritePlan, ...]
+
+    @property
+    def put_texts(self) -> list[str]:
+        """The distinct texts the batch's writes need embedded, in first-seen order."""
+        seen: dict[str, None] = {}
+        for write in self.writes:
+            for _, text in write.texts or ():
+                seen.setdefault(text, None)
+        return list(seen)
+
+    @property
+    def search_queries(self) -> list[str]:
+        """The distinct search queries to embed, in first-seen order."""
+        return list(dict.fromkeys(s.query for s in self.searches if s.query))
+
+
+def plan_batch(
+    ops: Iterable[Op], *, index: IndexSettings | None, max_value_bytes: int, validate: bool = True
+) -> BatchPlan:
+    """Validate `ops` and group them.
+
+    >>> from langgraph.store.base import GetOp, PutOp
+    >>> plan = plan_batch([PutOp(("a",), "k", {"x": 1}), GetOp(("a",), "k")],
+    ...                   index=None, max_value_bytes=1024)
+    >>> plan.size, plan.writes[0].value_json, plan.gets[0].prefix
+    (2, '{"x":1}', 'a')
+    """
+    gets: list[GetPlan] = []
+    searches: list[SearchPlan] = []
+    lists: list[ListPlan] = []
+    writes: dict[tuple[str, str], WritePlan] = {}
+    size = 0
+    for pos, op in enumerate(ops):
+        size += 1
+        if validate:
+            validate_op(op)
+        if isinstance(op, GetOp):
+            ns = tuple(op.namespace)
+            gets.append(GetPlan(pos, ns, encode_namespace(ns), op.key, bool(op.refresh_ttl)))
+        elif isinstance(op, SearchOp):
+            searches.append(_plan_search(pos, op, has_index=index is not None))
+        elif isinstance(op, ListNamespacesOp):
+            match = compile_match(op.match_conditions)
+            lists.append(ListPlan(pos, match, op.max_depth, op.limit, op.offset))
+        else:
+            write = _plan_write(op, index, max_value_bytes)
+            writes.pop((write.prefix, write.key), None)
+            writes[(write.prefix, write.key)] = write
+    ordered = tuple(sorted(writes.values(), key=lambda w: (w.prefix, w.key))) if writes else ()
+    return BatchPlan(size, tuple(gets), tuple(searches), tuple(lists), ordered)
+
+
+def _plan_search(pos: int, op: SearchOp, *, has_index: bool) -> SearchPlan:
+    prefix = encode_namespace(tuple(op.namespace_prefix)) if op.namespace_prefix else None
+    if op.query is not None and not isinstance(op.query, str):
+        raise InvalidInputError(f"a search query must be a str, not {type(op.query).__name__}")
+    query = op.query if has_index and op.query else None
+    return SearchPlan(
+        pos,
+        prefix,
+        parse_filter(op.filter),
+        op.limit,
+        op.offset,
+        query,
+        bool(op.refresh_ttl),
+    )
+
+
+def _plan_write(op: PutOp, index: IndexSettings | None, max_value_bytes: int) -> WritePlan:
+    prefix = encode_namespace(tuple(op.namespace))
+    if op.value is None:
+        return WritePlan(prefix, op.key, None, None, None)
+    value_json = encode_value(
+        op.value, max_bytes=max_value_bytes, namespace=tuple(op.namespace), key=op.key
+    )
+    texts = None if index is None else tuple(item_texts(index, op.value, op.index))
+    return WritePlan(prefix, op.key, value_json, check_ttl(op.ttl), texts)
+
+
+# Items are built by filling their slots: LangGraph's constructors re-check types we
+# already know (datetimes from the driver, tuples from the codec), at a cost per row that
+# shows in every search. tests/core/test_items.py holds the two ways equal.
+
+
+def item_from_row(namespace: tuple[str, ...], row: Sequence[Any]) -> Item:
+    """Build an Item from a (prefix, key, value, created_at, updated_at, ...) row."""
+    item = Item.__new__(Item)
+    item.value = decode_value(row[2])
+    item.key = row[1]
+    item.namespace = namespace
+    item.created_at = row[3]
+    item.updated_at = row[4]
+    return item
+
+
+def search_item_from_row(row: Sequence[Any], score: float | None) -> SearchItem:
+    """Build a SearchItem from a (prefix, key, value, created_at, updated_at, ...) row."""
+    item = SearchItem.__new__(SearchItem)
+    item.value = decode_value(row[2])
+    item.key = row[1]
+    item.namespace = decode_namespace(row[0])
+    item.created_at = row[3]
+    item.updated_at = row[4]
+    item.score = score
+    return item
+
+
+def check_timestamp(now: datetime) -> datetime:
+    """Refuse naive datetimes from a custom clock (they would be read as server-local)."""
+    if now.tzinfo is None:
+        raise ConfigurationError("the store's clock must return timezone-aware datetimes")
+    return now

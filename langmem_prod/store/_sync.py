@@ -1,0 +1,124 @@
+"""The synchronous store surface, shared by every backend: batch, flush, sweep, close.
+
+Rules:
+- `batch` plans the ops and drives the backend's batch flow on the runner;
+- a daemon thread runs maintenance rounds (buffered reads, TTL sweeps); it holds no
+  reference to the store, whose finalizer stops it;
+- the async methods of a sync store run the sync ones in a worker thread;
+- `close()` stops the thread and writes what was buffered; the connection stays open.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import time
+import weakref
+from collections.abc import Callable, Generator, Iterable
+from datetime import datetime
+from typing import Any, Protocol, Self, TypeVar
+
+from langgraph.store.base import Op, Result
+
+from langmem_prod._bridge import in_thread
+from langmem_prod.errors import LangmemError
+from langmem_prod.store._access import AccessBuffer
+from langmem_prod.store._base import StoreBase
+from langmem_prod.store._flows import Flows, maintenance_round
+from langmem_prod.store._maintenance import MaintenanceSchedule
+from langmem_prod.store._ops import check_timestamp
+from langmem_prod.store._worker import ThreadWorker
+
+T = TypeVar("T")
+logger = logging.getLogger("langmem_prod.store")
+
+
+class SyncRunner(Protocol):
+    """What the surface needs of a backend's sync runner."""
+
+    buffer: AccessBuffer
+    on_record: Callable[[], None]
+
+    def run(self, gen: Generator[Any, Any, T]) -> T:
+        """Drive `gen` to its end."""
+        ...
+
+
+def _round(
+    runner: SyncRunner, flows: Flows, schedule: MaintenanceSchedule, clock: Callable[[], datetime]
+) -> float:
+    now, pending, full = check_timestamp(clock()), len(runner.buffer), runner.buffer.full
+    return runner.run(
+        maintenance_round(flows, schedule, time.monotonic(), now, pending=pending, full=full)
+    )
+
+
+class SyncStore(StoreBase):
+    """Batch, maintenance and lifetime of a synchronous store."""
+
+    _runner: SyncRunner
+    _flows: Flows
+    _worker: ThreadWorker
+    _worker_name: str
+
+    def _new_worker(self) -> None:
+        round = functools.partial(_round, self._runner, self._flows, self._schedule, self._clock)
+        self._worker = ThreadWorker(round, name=self._worker_name, retry_after=self._flush_interval)
+        self._runner.on_record = self._worker.wake
+        self._finalizer = weakref.finalize(self, self._worker.stop, 0)
+        self._sweeper_stopped: concurrent.futures.Future[None] | None = None
+        self._worker.start()
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ops in one round trip: all reads, then all writes."""
+        return self._runner.run(self._flows.batch(self._plan(ops), self._now()))
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run `batch` in a worker thread."""
+        return await in_thread(self.batch, list(ops))
+
+    def flush(self) -> int:
+        """Write buffered access statistics and TTL refreshes now; returns items touched."""
+        return self._runner.run(self._flows.flush())
+
+    def sweep_ttl(self) -> int:
+        """Delete expired items now; returns how many were deleted."""
+        return self._runner.run(self._flows.sweep(self._now()))
+
+    def start_ttl_sweeper(
+        self, sweep_interval_minutes: int | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Sweep periodically (the default already); the future completes on stop."""
+        seconds = self._sweep_seconds(sweep_interval_minutes)
+        self._schedule.set_sweep_interval(seconds, time.monotonic())
+        self._worker.wake()
+        self._sweeper_stopped = self._sweeper_stopped or concurrent.futures.Future()
+        return self._sweeper_stopped
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stop periodic sweeping; True once stopped."""
+        self._schedule.set_sweep_interval(None, time.monotonic())
+        if self._sweeper_stopped is not None:
+            self._sweeper_stopped.set_result(None)
+            self._sweeper_stopped = None
+        return True
+
+    def close(self) -> None:
+        """Stop the background worker and write what it buffered (the connection stays open)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        self._worker.stop()
+        self.stop_ttl_sweeper()
+        try:
+            self.flush()
+        except LangmemError:
+            logger.warning("could not write buffered access statistics at close", exc_info=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,214 @@
+"""Drive the Postgres generators against psycopg: one sync runner, one async twin.
+
+Rules:
+- an `Execute` takes a connection (from the pool, or the single connection under a
+  lock), runs its statements in one round trip, and gives the connection back; no
+  connection is held while embedding;
+- every `Execute` is safe to repeat, so transient failures are retried with backoff;
+  `setup()` runs as one transaction and is retried whole;
+- errors leave through `translate`, so callers see only langmem_prod's exceptions;
+- the twins differ only in `await`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any, TypeVar
+
+from langchain_core.embeddings import Embeddings
+from psycopg import AsyncConnection, Connection, Cursor
+from psycopg.pq import ExecStatus
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from langmem_prod.store._retry import RetryPolicy
+from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
+from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._errors import translate
+from langmem_prod.store.postgres._sql import Statement
+
+T = TypeVar("T")
+Rows = list[list[tuple[Any, ...]]]
+logger = logging.getLogger("langmem_prod.store.postgres")
+
+
+def _has_rows(cursor: Any) -> bool:
+    # Cheaper than `cursor.description`, which builds a Column object per column.
+    result = cursor.pgresult
+    return result is not None and result.status == ExecStatus.TUPLES_OK
+
+
+def _rows(cursor: Cursor[Any]) -> list[tuple[Any, ...]]:
+    return cursor.fetchall() if _has_rows(cursor) else []
+
+
+class SyncRunner(SyncRunnerBase[Execute]):
+    """Runs generators on a psycopg `Connection` or `ConnectionPool`."""
+
+    backend = "PostgreSQL"
+
+    def __init__(
+        self,
+        source: Connection[Any] | ConnectionPool[Any],
+        schema: str,
+        embeddings: Embeddings | None,
+        retry: RetryPolicy,
+    ) -> None:
+        super().__init__(embeddings, retry)
+        self.schema = schema
+        self.source = source
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection[Any]]:
+        """Take a connection for one round trip (or one transaction)."""
+        if isinstance(self.source, ConnectionPool):
+            with self.source.connection() as conn:
+                yield conn
+        else:
+            with self._lock:
+                yield self.source
+
+    def _send_once(self, effect: Execute) -> Rows:
+        # The hot path: no context-manager generator, just the pool or the lock.
+        if isinstance(self.source, ConnectionPool):
+            with self.source.connection() as conn:
+                return _run_statements(conn, effect.statements)
+        with self._lock:
+            return _run_statements(self.source, effect.statements)
+
+    def run_in_transaction(self, make_gen: Callable[[], Generator[Execute, Any, T]]) -> T:
+        """Drive a fresh `make_gen()` on one connection in one transaction, retried whole."""
+        return self._retrying(lambda: self._transaction_once(make_gen()))
+
+    def _transaction_once(self, gen: Generator[Execute, Any, T]) -> T:
+        with self.connection() as conn, conn.transaction():
+            try:
+                effect = next(gen)
+                while True:
+                    effect = gen.send(_run_statements(conn, effect.statements))
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    def _discard_broken(self) -> None:
+        """After a connection failure, drop the pool's dead idle connections."""
+        if isinstance(self.source, ConnectionPool):
+            with suppress(Exception):
+                self.source.check()
+
+    def _closed(self) -> bool:
+        return isinstance(self.source, Connection) and self.source.closed
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The langmem_prod error for a psycopg error."""
+        return translate(exc, self.schema)
+
+
+def _run_statements(conn: Connection[Any], statements: Sequence[Statement]) -> Rows:
+    if conn.autocommit:
+        return _run_in(conn, statements)
+    with conn.transaction():
+        return _run_in(conn, statements)
+
+
+def _run_in(conn: Connection[Any], statements: Sequence[Statement]) -> Rows:
+    if len(statements) == 1:
+        cur = conn.cursor(row_factory=tuple_row)
+        cur.execute(statements[0].sql, statements[0].params)
+        return [_rows(cur)]
+    cursors = []
+    with conn.pipeline():
+        for statement in statements:
+            cur = conn.cursor(row_factory=tuple_row)
+            cur.execute(statement.sql, statement.params)
+            cursors.append(cur)
+    return [_rows(cur) for cur in cursors]
+
+
+class AsyncRunner(AsyncRunnerBase[Execute]):
+    """Runs generators on a psycopg `AsyncConnection` or `AsyncConnectionPool`."""
+
+    backend = "PostgreSQL"
+
+    def __init__(
+        self,
+        source: AsyncConnection[Any] | AsyncConnectionPool[Any],
+        schema: str,
+        embeddings: Embeddings | None,
+        retry: RetryPolicy,
+    ) -> None:
+        super().__init__(embeddings, retry)
+        self.schema = schema
+        self.source = source
+        self._lock: asyncio.Lock | None = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """Take a connection for one round trip (or one transaction)."""
+        if isinstance(self.source, AsyncConnectionPool):
+            async with self.source.connection() as conn:
+                yield conn
+        else:
+            self._lock = self._lock or asyncio.Lock()
+            async with self._lock:
+                yield self.source
+
+    async def _send_once(self, effect: Execute) -> Rows:
+        # The hot path: no async context-manager generator, just the pool or the lock.
+        if isinstance(self.source, AsyncConnectionPool):
+            async with self.source.connection() as conn:
+                return await _arun_statements(conn, effect.statements)
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            return await _arun_statements(self.source, effect.statements)
+
+    async def run_in_transaction(self, make_gen: Callable[[], Generator[Execute, Any, T]]) -> T:
+        """Drive a fresh `make_gen()` on one connection in one transaction, retried whole."""
+        return await self._retrying(lambda: self._transaction_once(make_gen()))
+
+    async def _transaction_once(self, gen: Generator[Execute, Any, T]) -> T:
+        async with self.connection() as conn, conn.transaction():
+            try:
+                effect = next(gen)
+                while True:
+                    effect = gen.send(await _arun_statements(conn, effect.statements))
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    async def _discard_broken(self) -> None:
+        """After a connection failure, drop the pool's dead idle connections."""
+        if isinstance(self.source, AsyncConnectionPool):
+            with suppress(Exception):
+                await self.source.check()
+
+    def _closed(self) -> bool:
+        return isinstance(self.source, AsyncConnection) and self.source.closed
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The langmem_prod error for a psycopg error."""
+        return translate(exc, self.schema)
+
+
+async def _arun_statements(conn: AsyncConnection[Any], statements: Sequence[Statement]) -> Rows:
+    if conn.autocommit:
+        return await _arun_in(conn, statements)
+    async with conn.transaction():
+        return await _arun_in(conn, statements)
+
+
+async def _arun_in(conn: AsyncConnection[Any], statements: Sequence[Statement]) -> Rows:
+    if len(statements) == 1:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(statements[0].sql, statements[0].params)
+        return [await cur.fetchall() if _has_rows(cur) else []]
+    cursors = []
+    async with conn.pipeline():
+        for statement in statements:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(statement.sql, statement.params)
+            cursors.append(cur)
+    return [await cur.fetchall() if _has_rows(cur) else [] for cur in cursors]

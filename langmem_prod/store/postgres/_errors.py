@@ -1,0 +1,79 @@
+"""Translate psycopg and pool errors into langmem_prod's errors, in this one place.
+
+Rules:
+- lost connections, shutdowns, deadlocks, serialization failures and a full connection
+  table are retryable;
+- a missing table or function means `setup()` has not run for this schema;
+- a cancelled statement or a pool that stayed empty is a timeout, not retried (the pool
+  already waited its full timeout);
+- anything else from the database is a `BackendError`; other exceptions pass through.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import PoolTimeout
+
+from langmem_prod.errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    LangmemError,
+    SchemaNotReadyError,
+)
+
+_NOT_SET_UP = (
+    pg_errors.UndefinedTable,
+    pg_errors.UndefinedFunction,
+    pg_errors.InvalidSchemaName,
+    pg_errors.UndefinedColumn,
+)
+_RETRYABLE = (
+    pg_errors.ConnectionException,  # class 08
+    pg_errors.TransactionRollback,  # class 40: serialization failures, deadlocks
+    pg_errors.AdminShutdown,
+    pg_errors.CrashShutdown,
+    pg_errors.CannotConnectNow,
+    pg_errors.TooManyConnections,
+)
+
+
+def translate(exc: BaseException, schema: str) -> BaseException:
+    """Return the langmem_prod error for `exc` (or `exc` itself when it is not a driver's)."""
+    if isinstance(exc, LangmemError):
+        return exc
+    if isinstance(exc, PoolTimeout):
+        return BackendTimeoutError(
+            "no PostgreSQL connection could be had within the pool's timeout (the server may "
+            "be down, or every connection busy); check the server, or raise max_size/timeout",
+            retryable=False,
+        )
+    if isinstance(exc, _NOT_SET_UP):
+        return SchemaNotReadyError(
+            f"the store's tables in schema {schema!r} are missing or out of date "
+            f"({type(exc).__name__}); call store.setup() once before using the store"
+        )
+    if isinstance(exc, pg_errors.QueryCanceled):
+        return BackendTimeoutError(
+            "PostgreSQL cancelled the statement (statement_timeout or a cancel request)",
+            retryable=False,
+        )
+    if isinstance(exc, _RETRYABLE) or (
+        isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
+    ):
+        return BackendUnavailableError(f"PostgreSQL is unavailable: {_first_line(exc)}")
+    if isinstance(exc, psycopg.InterfaceError):
+        return BackendUnavailableError(
+            f"the PostgreSQL connection is unusable ({_first_line(exc)}); pass a pool, or "
+            "use from_conn_string(), so the store can reconnect",
+            retryable=False,
+        )
+    if isinstance(exc, psycopg.Error):
+        return BackendError(f"PostgreSQL rejected the operation: {_first_line(exc)}")
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

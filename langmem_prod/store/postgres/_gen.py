@@ -1,0 +1,184 @@
+"""The Postgres store's flows as generators of effects, shared by the sync and async stores.
+
+Rules:
+- a batch embeds first (queries, then documents), then runs every read and its single
+  write statement in one round trip; reads come first, so they see the state before
+  the batch's writes;
+- a vector search asks the HNSW index for a few candidates per wanted item and asks
+  again, with more, only when max pooling left fewer items than the page needs;
+- reads never write: access statistics and TTL refreshes are handed to the buffer
+  (`batched`), written in a second statement (`sync`), or skipped (`off`, TTL refreshes
+  still buffered);
+- maintenance drains the buffer into one UPDATE, then sweeps expired items in chunks,
+  prunes the namespaces they emptied, and drops any other empty namespace left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from langgraph.store.base import Result, SearchItem
+
+from langmem_prod.store._access import AccessRecord, TrackAccess, track_reads
+from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
+from langmem_prod.store._index import IndexSettings, embed_texts
+from langmem_prod.store._ops import BatchPlan, SearchPlan, item_from_row, search_item_from_row
+from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._sql import PgSql, Statement
+from langmem_prod.store.postgres._write_sql import write_statement
+
+SWEEP_CHUNK = 1000
+_MAX_CANDIDATES = 100_000
+_ITERATIVE_SCAN = Statement("SELECT set_config('hnsw.iterative_scan', 'strict_order', false)")
+
+Effect = Execute | Embed | RecordAccess | DrainAccess
+
+
+@dataclass(frozen=True, slots=True)
+class PgConfig:
+    """Everything the flows need to know about one store."""
+
+    sql: PgSql
+    index: IndexSettings | None
+    track: TrackAccess
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(str(float(x)) for x in vector) + "]"
+
+
+def _candidates(cfg: PgConfig, plan: SearchPlan) -> int:
+    per_item = cfg.index.vectors_per_item if cfg.index else 1
+    return (plan.offset + plan.limit) * per_item * 2 + 1
+
+
+def batch_gen(
+    cfg: PgConfig, plan: BatchPlan, now: datetime
+) -> Generator[Effect, Any, list[Result]]:
+    """Run a planned batch; returns the results in op order."""
+    queries: dict[str, str] = {}
+    documents: dict[str, str] = {}
+    if cfg.index is not None:
+        queries = yield from embed_texts(
+            cfg.index, plan.search_queries, query=True, encode=_vector_literal
+        )
+        documents = yield from embed_texts(
+            cfg.index, plan.put_texts, query=False, encode=_vector_literal
+        )
+    gets = [(g.prefix, g.key) for g in plan.gets]
+    if len(gets) > 1:
+        gets = list(dict.fromkeys(gets))
+    statements = _statements(cfg, plan, gets, queries=queries, documents=documents, now=now)
+    rowsets = iter((yield Execute(statements))[1 if queries else 0 :])
+
+    results: list[Result] = [None] * plan.size
+    reads = _get_results(plan, next(rowsets) if gets else [], results)
+    for search in plan.searches:
+        rows = next(rowsets)
+        if search.query is not None:
+            rows = yield from _more_candidates(cfg, search, queries[search.query], rows, now)
+        results[search.pos] = _search_items(rows, scored=search.query is not None)
+        reads += [(r[0], r[1], search.refresh and r[5]) for r in rows if r[0] is not None]
+    for listing in plan.lists:
+        results[listing.pos] = [tuple(row[0]) for row in next(rowsets)]
+    if reads:
+        yield from track_reads(cfg.track, reads, now, functools.partial(_flush_now, cfg))
+    return results
+
+
+def _statements(
+    cfg: PgConfig,
+    plan: BatchPlan,
+    gets: list[tuple[str, str]],
+    *,
+    queries: dict[str, str],
+    documents: dict[str, str],
+    now: datetime,
+) -> tuple[Statement, ...]:
+    """Every statement of the batch, reads first, for one round trip."""
+    sql = cfg.sql
+    statements: list[Statement] = [_ITERATIVE_SCAN] if queries else []
+    if gets:
+        statements.append(sql.get(gets, now))
+    statements += [_search_statement(cfg, search, queries, now) for search in plan.searches]
+    statements += [sql.list_namespaces(listing, now) for listing in plan.lists]
+    if plan.writes:
+        statements.append(write_statement(sql.schema, sql.vector_type, plan.writes, documents, now))
+        emptied = [w.prefix for w in plan.writes if w.value_json is None]
+        if emptied:
+            statements.append(sql.prune(emptied))
+    return tuple(statements)
+
+
+def _get_results(
+    plan: BatchPlan, rows: list[Any], results: list[Result]
+) -> list[tuple[str, str, bool]]:
+    """Place each get's item; return the reads to track."""
+    found = {(row[0], row[1]): row for row in rows}
+    reads: list[tuple[str, str, bool]] = []
+    for get in plan.gets:
+        row = found.get((get.prefix, get.key))
+        if row is not None:
+            results[get.pos] = item_from_row(get.namespace, row)
+            reads.append((get.prefix, get.key, get.refresh and row[5]))
+    return reads
+
+
+def _search_statement(
+    cfg: PgConfig, search: SearchPlan, queries: dict[str, str], now: datetime
+) -> Statement:
+    if search.query is None:
+        return cfg.sql.search(search, now)
+    return cfg.sql.vector_search(search, queries[search.query], _candidates(cfg, search), now)
+
+
+def _more_candidates(
+    cfg: PgConfig, search: SearchPlan, vector: str, rows: list[Any], now: datetime
+) -> Generator[Effect, Any, list[Any]]:
+    """Re-ask with more candidates while max pooling left the page short."""
+    candidates = _candidates(cfg, search)
+    while rows and rows[0][7] >= candidates and rows[0][8] < search.offset + search.limit:
+        if candidates >= _MAX_CANDIDATES:
+            break
+        candidates = min(candidates * 4, _MAX_CANDIDATES)
+        statement = cfg.sql.vector_search(search, vector, candidates, now)
+        rows = (yield Execute((_ITERATIVE_SCAN, statement)))[1]
+    return rows
+
+
+def _search_items(rows: list[Any], *, scored: bool) -> list[SearchItem]:
+    return [
+        search_item_from_row(row, float(row[6]) if scored else None)
+        for row in rows
+        if row[0] is not None
+    ]
+
+
+def _flush_now(cfg: PgConfig, records: list[AccessRecord]) -> Execute:
+    return Execute((cfg.sql.flush_access(records, stats=True),))
+
+
+def flush_gen(cfg: PgConfig) -> Generator[Effect, Any, int]:
+    """Write the buffered reads; returns how many items were touched."""
+    records: list[AccessRecord] = yield DrainAccess()
+    if records:
+        yield Execute((cfg.sql.flush_access(records, stats=cfg.track != "off"),))
+    return len(records)
+
+
+def sweep_gen(cfg: PgConfig, now: datetime) -> Generator[Effect, Any, int]:
+    """Flush buffered reads (they may refresh TTLs), then delete expired items."""
+    yield from flush_gen(cfg)
+    swept = 0
+    while True:
+        ((count, prefixes),) = (yield Execute((cfg.sql.sweep(now, SWEEP_CHUNK),)))[0]
+        swept += int(count)
+        if prefixes:
+            yield Execute((cfg.sql.prune(prefixes),))
+        if count < SWEEP_CHUNK:
+            yield Execute((cfg.sql.prune_all(),))
+            return swept

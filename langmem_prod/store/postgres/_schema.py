@@ -1,0 +1,237 @@
+"""Schema and versioned migrations of the Postgres store, as data plus one setup generator.
+
+Rules:
+- migrations are numbered per track ("core", and "vectors" when an index is configured);
+  each runs once, recorded in `{schema}.migrations`;
+- `setup()` runs in one transaction under a database-wide advisory lock, so it is
+  idempotent, all-or-nothing, and safe when several processes call it at once;
+- the vectors table's type and width are fixed by the first setup; a later store with
+  another `dims` is refused with a message instead of corrupting the table;
+- pgvector is only needed when an index is configured; without it, setup says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from langmem_prod.errors import ConfigurationError, FeatureUnavailableError, SchemaNotReadyError
+from langmem_prod.store._index import IndexSettings
+from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._sql import Statement, lock_namespace, render
+
+_HNSW_MAX_DIMS = {"vector": 2000, "halfvec": 4000}
+_SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('langmem_prod:setup', 0))"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema change: statements with `{s}` (schema) and, for vectors, `{vt}` `{dims}`."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_PRUNE_FUNCTION = """
+CREATE FUNCTION {s}.prune_namespaces(candidates text[]) RETURNS integer
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  candidate text;
+  pruned integer := 0;
+BEGIN
+  -- Each DELETE below takes a fresh snapshot after the lock, so it sees every write
+  -- that registered the namespace before; writes after it wait and re-register.
+  FOREACH candidate IN ARRAY candidates LOOP
+    IF pg_try_advisory_xact_lock(hashtextextended({lock} || candidate, 0)) THEN
+      DELETE FROM {s}.namespaces n WHERE n.prefix = candidate
+        AND NOT EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix = candidate);
+      IF FOUND THEN pruned := pruned + 1; END IF;
+    END IF;
+  END LOOP;
+  RETURN pruned;
+END
+$fn$
+"""
+
+CORE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "items, namespace registry and its pruner",
+        (
+            """CREATE TABLE {s}.items (
+                prefix text COLLATE "C" NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                value jsonb NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                ttl_minutes double precision,
+                expires_at timestamptz,
+                access_count bigint NOT NULL DEFAULT 0,
+                accessed_at timestamptz,
+                PRIMARY KEY (prefix, key))""",
+            "CREATE INDEX items_expires_at_idx ON {s}.items (expires_at) "
+            "WHERE expires_at IS NOT NULL",
+            """CREATE TABLE {s}.namespaces (
+                prefix text COLLATE "C" PRIMARY KEY,
+                labels text[] COLLATE "C" NOT NULL,
+                depth integer NOT NULL,
+                expiring boolean NOT NULL DEFAULT false)""",
+            "CREATE INDEX namespaces_labels_idx ON {s}.namespaces (labels)",
+            _PRUNE_FUNCTION,
+        ),
+    ),
+)
+
+VECTOR_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "vectors table with an HNSW cosine index",
+        (
+            """CREATE TABLE {s}.vectors (
+                prefix text COLLATE "C" NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                field text NOT NULL,
+                embedding {vt}({dims}) NOT NULL,
+                PRIMARY KEY (prefix, key, field),
+                FOREIGN KEY (prefix, key) REFERENCES {s}.items (prefix, key) ON DELETE CASCADE)""",
+            "CREATE INDEX vectors_embedding_hnsw_idx ON {s}.vectors "
+            "USING hnsw (embedding {vt}_cosine_ops) WITH (m = {m}, ef_construction = {ef})",
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VectorSpec:
+    """How vectors are stored: pgvector type, width and HNSW build parameters."""
+
+    dims: int
+    vector_type: str
+    m: int = 16
+    ef_construction: int = 64
+
+    @property
+    def column_type(self) -> str:
+        """The column type as PostgreSQL prints it, e.g. 'vector(1536)'."""
+        return f"{self.vector_type}({self.dims})"
+
+
+def vector_spec(settings: IndexSettings) -> VectorSpec:
+    """Choose the vector type (halfvec above 2000 dims) and check pgvector options.
+
+    >>> from langmem_prod.store._index import index_settings
+    >>> vector_spec(index_settings({"dims": 3072, "embed": lambda t: []})).vector_type
+    'halfvec'
+    """
+    options: Mapping[str, Any] = settings.options
+    distance = options.get("distance_type", "cosine")
+    if distance != "cosine":
+        raise ConfigurationError(f"distance_type {distance!r} is not supported; use 'cosine'")
+    ann = dict(options.get("ann_index_config") or {})
+    if ann.get("kind", "hnsw") != "hnsw":
+        raise ConfigurationError("ann_index_config kind must be 'hnsw'")
+    vector_type = ann.get("vector_type") or ("vector" if settings.dims <= 2000 else "halfvec")
+    if vector_type not in _HNSW_MAX_DIMS:
+        raise ConfigurationError("ann_index_config vector_type must be 'vector' or 'halfvec'")
+    if settings.dims > _HNSW_MAX_DIMS[vector_type]:
+        raise ConfigurationError(
+            f"pgvector's HNSW index takes at most {_HNSW_MAX_DIMS[vector_type]} dims as "
+            f"{vector_type}; reduce dims (e.g. OpenAI's `dimensions=`) to at most 4000"
+        )
+    m, ef = ann.get("m", 16), ann.get("ef_construction", 64)
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x > 1 for x in (m, ef)):
+        raise ConfigurationError("ann_index_config m and ef_construction must be ints > 1")
+    return VectorSpec(settings.dims, vector_type, m, ef)
+
+
+def _migration_sql(statement: str, schema: str, spec: VectorSpec | None) -> str:
+    text = statement.replace("{lock}", sql.Literal(lock_namespace(schema)).as_string(None))
+    if spec is not None:
+        text = (
+            text.replace("{vt}", spec.vector_type)
+            .replace("{dims}", str(spec.dims))
+            .replace("{m}", str(spec.m))
+            .replace("{ef}", str(spec.ef_construction))
+        )
+    return render(text, schema)
+
+
+def _pending(
+    track: str,
+    migrations: tuple[Migration, ...],
+    current: int,
+    schema: str,
+    spec: VectorSpec | None,
+) -> list[Statement]:
+    latest = migrations[-1].version
+    if current > latest:
+        raise SchemaNotReadyError(
+            f"schema {schema!r} is at {track} version {current}, newer than this "
+            f"langmem_prod ({latest}); upgrade langmem_prod"
+        )
+    record = render(
+        "INSERT INTO {s}.migrations (track, version, description) VALUES (%s, %s, %s)", schema
+    )
+    statements: list[Statement] = []
+    for migration in migrations:
+        if migration.version > current:
+            statements += [Statement(_migration_sql(s, schema, spec)) for s in migration.statements]
+            statements.append(Statement(record, (track, migration.version, migration.description)))
+    return statements
+
+
+def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, None]:
+    """Create or upgrade the schema; run by the driver inside one transaction."""
+    (exists,) = (yield Execute((Statement(_SETUP_LOCK), Statement(_SCHEMA_EXISTS, (schema,)))))[1]
+    head = [] if exists[0] else [Statement(render("CREATE SCHEMA {s}", schema))]
+    head += [Statement(render(_MIGRATIONS_TABLE, schema)), Statement(render(_VERSIONS, schema))]
+    versions = dict((yield Execute(tuple(head)))[-1])
+    todo = _pending("core", CORE_MIGRATIONS, versions.get("core", 0), schema, None)
+    if spec is not None:
+        installed, available = (yield Execute((Statement(_PGVECTOR),)))[0][0]
+        if installed is None and not available:
+            raise FeatureUnavailableError(
+                "semantic search needs the pgvector extension, which this PostgreSQL server "
+                "does not have; install pgvector (https://github.com/pgvector/pgvector) or "
+                "create the store without `index=`"
+            )
+        if installed is None:
+            todo.insert(0, Statement("CREATE EXTENSION IF NOT EXISTS vector"))
+        current = versions.get("vectors", 0)
+        if current:
+            table = render("{s}.vectors", schema)
+            found = (yield Execute((Statement(_EMBEDDING_TYPE, (table,)),)))[0]
+            _check_vector_column(found[0][0] if found else "no vectors table", spec, schema)
+        todo += _pending("vectors", VECTOR_MIGRATIONS, current, schema, spec)
+    if todo:
+        yield Execute(tuple(todo))
+
+
+def _check_vector_column(found: str, spec: VectorSpec, schema: str) -> None:
+    if found != spec.column_type:
+        raise ConfigurationError(
+            f"schema {schema!r} stores vectors as {found}, but this store is configured for "
+            f"{spec.column_type}; use the same dims as before, or another schema"
+        )
+
+
+_SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)"
+_MIGRATIONS_TABLE = """CREATE TABLE IF NOT EXISTS {s}.migrations (
+    track text NOT NULL,
+    version integer NOT NULL,
+    description text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (track, version))"""
+_VERSIONS = "SELECT track, max(version) FROM {s}.migrations GROUP BY track"
+_PGVECTOR = (
+    "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+    "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')"
+)
+_EMBEDDING_TYPE = (
+    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+    "WHERE attrelid = to_regclass(%s) AND attname = 'embedding'"
+)

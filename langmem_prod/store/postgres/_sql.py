@@ -1,0 +1,246 @@
+"""SQL statements of the Postgres store for reads and maintenance, built with no I/O.
+
+Rules:
+- the schema name is quoted with `psycopg.sql.Identifier`; every value is a bound
+  parameter; the clock is a parameter too (never the server's `now()`);
+- expired rows are filtered out of every read, whether swept or not;
+- namespaces are listed from the registry, in label order; only namespaces flagged
+  `expiring` are checked for a live item;
+- writes are built in `_write_sql`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from psycopg import sql
+
+from langmem_prod.store._access import AccessRecord
+from langmem_prod.store._namespace import descendant_range
+from langmem_prod.store._ops import ListPlan, SearchPlan
+from langmem_prod.store.postgres._filter_sql import condition_sql
+
+ROW_COLUMNS = (
+    "{alias}prefix, {alias}key, {alias}value::text, {alias}created_at, {alias}updated_at, "
+    "{alias}ttl_minutes IS NOT NULL"
+)
+"""Every item read returns these columns: prefix, key, value (JSON text, decoded by
+`decode_value`, faster than psycopg's jsonb loader), created_at, updated_at, has_ttl."""
+
+_LIVE = "({alias}expires_at IS NULL OR {alias}expires_at > %s)"
+
+
+class Statement(NamedTuple):
+    """One SQL statement and its positional parameters."""
+
+    sql: str
+    params: Sequence[Any] | Mapping[str, Any] = ()
+
+
+def lock_namespace(schema: str) -> str:
+    """The text every namespace lock key of `schema` starts with (writes and the pruner)."""
+    return f"langmem_prod:{schema}:"
+
+
+@functools.lru_cache(maxsize=1024)
+def render(template: str, schema: str) -> str:
+    """Replace every `{s}` in `template` with the quoted schema name."""
+    return template.replace("{s}", sql.Identifier(schema).as_string(None))
+
+
+def _cols(alias: str = "") -> str:
+    return ROW_COLUMNS.format(alias=alias)
+
+
+@dataclass(frozen=True)
+class PgSql:
+    """Statement builders for one schema (and vector type, when indexed)."""
+
+    schema: str
+    vector_type: str | None = None
+    _fixed: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        s = self.schema
+        self._fixed.update(
+            get_one=render(
+                f"SELECT {_cols()} FROM {{s}}.items WHERE prefix = %s AND key = %s AND "
+                + _LIVE.format(alias=""),
+                s,
+            ),
+            get_many=render(
+                f"SELECT {_cols('i.')} FROM unnest(%b::text[], %b::text[]) AS q(prefix, key) "
+                "JOIN {s}.items i ON i.prefix = q.prefix AND i.key = q.key WHERE "
+                + _LIVE.format(alias="i."),
+                s,
+            ),
+            prune=render("SELECT {s}.prune_namespaces(%b::text[])", s),
+            prune_all=render(_PRUNE_ALL, s),
+            sweep=render(_SWEEP, s),
+            flush=render(_FLUSH, s),
+        )
+
+    # Reads -----------------------------------------------------------------
+
+    def get(self, keys: Sequence[tuple[str, str]], now: datetime) -> Statement:
+        """Read live items by (prefix, key); one statement whatever the namespaces."""
+        if len(keys) == 1:
+            ((prefix, key),) = keys
+            return Statement(self._fixed["get_one"], (prefix, key, now))
+        return Statement(self._fixed["get_many"], ([p for p, _ in keys], [k for _, k in keys], now))
+
+    def _where(
+        self, plan: SearchPlan, now: datetime, *, items: str = "", prefix: str = ""
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause of a search: live, under the prefix, matching the filter."""
+        clauses, params = [_LIVE.format(alias=items)], list[Any]([now])
+        if plan.prefix is not None:
+            low, high = descendant_range(plan.prefix)
+            clauses.append(
+                f"({prefix}prefix = %s OR ({prefix}prefix >= %s AND {prefix}prefix < %s))"
+            )
+            params += [plan.prefix, low, high]
+        for condition in plan.conditions:
+            predicate, condition_params = condition_sql(condition, f"{items}value")
+            clauses.append(predicate)
+            params += condition_params
+        return " AND ".join(clauses), params
+
+    def search(self, plan: SearchPlan, now: datetime) -> Statement:
+        """Filter a namespace subtree, newest first, in the database."""
+        where, params = self._where(plan, now)
+        text = render(
+            f"SELECT {_cols()} FROM {{s}}.items WHERE {where} "
+            "ORDER BY updated_at DESC, prefix, key LIMIT %s OFFSET %s",
+            self.schema,
+        )
+        return Statement(text, [*params, plan.limit, plan.offset])
+
+    def vector_search(
+        self, plan: SearchPlan, vector: str, candidates: int, now: datetime
+    ) -> Statement:
+        """Rank items by their best vector's cosine similarity to `vector`.
+
+        The first rows come from the HNSW index in distance order (`candidates` of them);
+        items are then max-pooled and paged. The last two columns count the candidate
+        vectors and distinct items, so the caller can tell when to ask for more.
+        """
+        where, params = self._where(plan, now, items="i.", prefix="v.")
+        distance = f"v.embedding <=> %s::{self.vector_type}"
+        text = render(
+            f"WITH hits AS MATERIALIZED (SELECT v.prefix, v.key, {distance} AS distance "
+            "FROM {s}.vectors v JOIN {s}.items i ON i.prefix = v.prefix AND i.key = v.key "
+            f"WHERE {where} ORDER BY {distance} LIMIT %s), "
+            "best AS (SELECT DISTINCT ON (prefix, key) prefix, key, distance FROM hits "
+            "ORDER BY prefix, key, distance), "
+            "page AS (SELECT prefix, key, distance FROM best "
+            "ORDER BY distance, prefix, key LIMIT %s OFFSET %s) "
+            f"SELECT {_cols('i.')}, 1 - p.distance, "
+            "(SELECT count(*) FROM hits), (SELECT count(*) FROM best) "
+            "FROM (SELECT 1) AS one LEFT JOIN (page p JOIN {s}.items i "
+            "ON i.prefix = p.prefix AND i.key = p.key) ON true "
+            "ORDER BY p.distance, p.prefix, p.key",
+            self.schema,
+        )
+        return Statement(text, [vector, *params, vector, candidates, plan.limit, plan.offset])
+
+    def list_namespaces(self, plan: ListPlan, now: datetime) -> Statement:
+        """List registered namespaces that hold a live item, in label order."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        match = plan.match
+        if match.fixed_prefix:
+            prefix = ".".join(match.fixed_prefix)
+            low, high = descendant_range(prefix)
+            clauses.append("(n.prefix = %s OR (n.prefix >= %s AND n.prefix < %s))")
+            params += [prefix, low, high]
+        if match.min_depth:
+            clauses.append("n.depth >= %s")
+            params.append(match.min_depth)
+        for position, label in match.from_start:
+            clauses.append("n.labels[%s] = %s")
+            params += [position + 1, label]
+        for position, label in match.from_end:
+            clauses.append("n.labels[n.depth - %s + 1] = %s")
+            params += [position, label]
+        # A registered namespace without a live item is one whose TTL items expired (it is
+        # flagged `expiring`), or a leftover the next sweep prunes; only flagged ones are
+        # checked here, so the cost follows the namespaces listed, not the items.
+        clauses.append(
+            "(NOT n.expiring OR EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix = n.prefix AND "
+            + _LIVE.format(alias="i.")
+            + "))"
+        )
+        params.append(now)
+        if plan.max_depth is None:
+            head, order = "SELECT n.labels AS ns", "ORDER BY n.labels"
+        else:
+            head, order = "SELECT DISTINCT n.labels[1:%s] AS ns", "ORDER BY ns"
+            params.insert(0, plan.max_depth)
+        text = render(
+            f"{head} FROM {{s}}.namespaces n WHERE {' AND '.join(clauses)} "
+            f"{order} LIMIT %s OFFSET %s",
+            self.schema,
+        )
+        return Statement(text, [*params, plan.limit, plan.offset])
+
+    # Maintenance -----------------------------------------------------------
+
+    def prune(self, prefixes: Sequence[str]) -> Statement:
+        """Drop registry rows of namespaces left empty (skipping ones being written)."""
+        return Statement(self._fixed["prune"], (sorted(set(prefixes)),))
+
+    def prune_all(self) -> Statement:
+        """Drop every empty namespace's registry row (a background safety net)."""
+        return Statement(self._fixed["prune_all"])
+
+    def sweep(self, now: datetime, limit: int) -> Statement:
+        """Delete up to `limit` expired items; returns (count, their prefixes)."""
+        return Statement(self._fixed["sweep"], (now, limit))
+
+    def flush_access(self, records: Sequence[AccessRecord], stats: bool) -> Statement:
+        """Write buffered reads: access statistics and/or TTL refreshes.
+
+        Rows are updated in (prefix, key) order, the order batches write them in.
+        """
+        records = sorted(records, key=lambda r: (r.prefix, r.key))
+        return Statement(
+            self._fixed["flush"],
+            (
+                stats,
+                stats,
+                [r.prefix for r in records],
+                [r.key for r in records],
+                [r.hits for r in records],
+                [r.at for r in records],
+                [r.refresh for r in records],
+            ),
+        )
+
+
+_PRUNE_ALL = (
+    "SELECT {s}.prune_namespaces(ARRAY(SELECT n.prefix FROM {s}.namespaces n "
+    "WHERE NOT EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix = n.prefix)))"
+)
+_SWEEP = (
+    "WITH doomed AS (SELECT prefix, key FROM {s}.items WHERE expires_at <= %s "
+    "ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED), "
+    "gone AS (DELETE FROM {s}.items i USING doomed d "
+    "WHERE i.prefix = d.prefix AND i.key = d.key RETURNING i.prefix) "
+    "SELECT count(*), coalesce(array_agg(DISTINCT prefix), ARRAY[]::text[]) FROM gone"
+)
+_FLUSH = (
+    "UPDATE {s}.items i SET "
+    "access_count = CASE WHEN %s THEN i.access_count + a.hits ELSE i.access_count END, "
+    "accessed_at = CASE WHEN %s THEN greatest(i.accessed_at, a.at) ELSE i.accessed_at END, "
+    "expires_at = CASE WHEN a.refresh AND i.ttl_minutes IS NOT NULL "
+    "THEN greatest(i.expires_at, a.at + i.ttl_minutes * interval '1 minute') "
+    "ELSE i.expires_at END "
+    "FROM unnest(%b::text[], %b::text[], %b::int8[], %b::timestamptz[], %b::bool[]) "
+    "AS a(prefix, key, hits, at, refresh) "
+    "WHERE i.prefix = a.prefix AND i.key = a.key"
+)

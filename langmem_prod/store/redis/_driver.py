@@ -1,0 +1,160 @@
+"""Drive the Redis generators against redis-py: one sync runner, one async twin.
+
+Rules:
+- a `Pipeline` effect is sent as one redis-py pipeline (on a cluster, redis-py splits it
+  by node); it is a MULTI/EXEC transaction when atomic and the server is not a cluster;
+- scripts run by EVALSHA; they are loaded on first use (on every primary of a cluster)
+  and again after a NOSCRIPT reply (a restarted or flushed server), then the pipeline is
+  sent again: every write script is an idempotent upsert or delete;
+- connection drops, timeouts, cluster reconfigurations and a loading server are retried
+  with backoff; errors leave through `translate`;
+- the twins differ only in `await`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from langchain_core.embeddings import Embeddings
+from redis import exceptions as rx
+
+from langmem_prod.errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    LangmemError,
+)
+from langmem_prod.store._retry import RetryPolicy
+from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
+from langmem_prod.store.redis._effects import Command, Pipeline
+from langmem_prod.store.redis._lua import SCRIPTS
+
+T = TypeVar("T")
+_RETRYABLE = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.BusyLoadingError,
+    rx.ClusterDownError,
+    rx.TryAgainError,
+    rx.ReadOnlyError,
+)
+
+
+def translate(exc: BaseException) -> BaseException:
+    """Return the langmem_prod error for a redis-py error (others pass through)."""
+    if isinstance(exc, LangmemError):
+        return exc
+    if isinstance(exc, rx.TimeoutError):
+        return BackendTimeoutError(f"Redis did not answer in time: {exc}")
+    if isinstance(exc, _RETRYABLE):
+        return BackendUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, rx.RedisError):
+        return BackendError(f"Redis rejected the operation: {type(exc).__name__}: {exc}")
+    return exc
+
+
+def _check(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _wants_scripts(replies: list[Any]) -> bool:
+    return any(isinstance(r, rx.NoScriptError) for r in replies)
+
+
+class SyncRedisRunner(SyncRunnerBase[Pipeline]):
+    """Runs generators on a `redis.Redis` or `redis.RedisCluster` client."""
+
+    backend = "Redis"
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.RedisCluster,
+        embeddings: Embeddings | None,
+        retry: RetryPolicy,
+    ) -> None:
+        super().__init__(embeddings, retry)
+        self.client = client
+        self.cluster = isinstance(client, redis.RedisCluster)
+        self._loaded = False
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The langmem_prod error for a redis-py error."""
+        return translate(exc)
+
+    def _send_once(self, effect: Pipeline) -> list[Any]:
+        if effect.scripted and not self._loaded:
+            self.load_scripts()
+        replies = self._pipeline(effect.commands, effect.atomic)
+        if effect.scripted and _wants_scripts(replies):  # the server lost them: load, resend
+            self.load_scripts()
+            replies = self._pipeline(effect.commands, effect.atomic)
+        return _check(replies)
+
+    def _pipeline(self, commands: tuple[Command, ...], atomic: bool) -> list[Any]:
+        if len(commands) == 1 and not atomic:
+            try:
+                return [self.client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
+            except rx.ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=atomic and not self.cluster)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute(raise_on_error=False))
+
+    def load_scripts(self) -> None:
+        """Load every script (on every primary of a cluster)."""
+        for source in SCRIPTS.values():
+            self.client.script_load(source)
+        self._loaded = True
+
+
+class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
+    """Runs generators on a `redis.asyncio.Redis` or `redis.asyncio.RedisCluster` client."""
+
+    backend = "Redis"
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
+        embeddings: Embeddings | None,
+        retry: RetryPolicy,
+    ) -> None:
+        super().__init__(embeddings, retry)
+        self.client = client
+        self.cluster = isinstance(client, redis.asyncio.RedisCluster)
+        self._loaded = False
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The langmem_prod error for a redis-py error."""
+        return translate(exc)
+
+    async def _send_once(self, effect: Pipeline) -> list[Any]:
+        if effect.scripted and not self._loaded:
+            await self.load_scripts()
+        replies = await self._pipeline(effect.commands, effect.atomic)
+        if effect.scripted and _wants_scripts(replies):  # the server lost them: load, resend
+            await self.load_scripts()
+            replies = await self._pipeline(effect.commands, effect.atomic)
+        return _check(replies)
+
+    async def _pipeline(self, commands: tuple[Command, ...], atomic: bool) -> list[Any]:
+        if len(commands) == 1 and not atomic:
+            try:
+                return [await self.client.execute_command(*commands[0])]
+            except rx.ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=atomic and not self.cluster)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def load_scripts(self) -> None:
+        """Load every script (on every primary of a cluster)."""
+        for source in SCRIPTS.values():
+            await self.client.script_load(source)
+        self._loaded = True

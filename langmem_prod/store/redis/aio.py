@@ -1,0 +1,67 @@
+"""`AsyncRedisStore`: the asyncio LangGraph store on Redis, Valkey or Redis Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import redis.asyncio
+
+from langmem_prod.errors import ConfigurationError
+from langmem_prod.store._async import AsyncStore
+from langmem_prod.store.redis._base import RedisStoreBase
+from langmem_prod.store.redis._driver import AsyncRedisRunner
+from langmem_prod.store.redis._server import check_server
+
+
+class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCluster], AsyncStore):
+    """LangGraph `BaseStore` on Redis or Valkey for asyncio; concurrent reads share a round trip.
+
+    Arguments are those of `RedisStore`, with a `redis.asyncio` client.
+
+    Example:
+        >>> import asyncio
+        >>> from langmem_prod import AsyncRedisStore
+        >>> from langmem_prod.embedded import embedded_redis
+        >>> async def main(url):
+        ...     async with AsyncRedisStore.from_url(url) as store:
+        ...         await store.setup()
+        ...         await store.aput(("users", "u1"), "prefs", {"theme": "dark"})
+        ...         return (await store.aget(("users", "u1"), "prefs")).value
+        >>> with embedded_redis() as url:
+        ...     asyncio.run(main(url))
+        {'theme': 'dark'}
+    """
+
+    _runner: AsyncRedisRunner
+
+    def _new_runner(self) -> None:
+        if not isinstance(self.client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
+            raise ConfigurationError(
+                "AsyncRedisStore needs a redis.asyncio Redis or RedisCluster client; for a "
+                "synchronous client use RedisStore"
+            )
+        self._runner = AsyncRedisRunner(self.client, self.embeddings, self._retry)
+
+    @classmethod
+    @asynccontextmanager
+    async def from_url(
+        cls, url: str, *, cluster: bool = False, **kwargs: Any
+    ) -> AsyncIterator[Self]:
+        """Connect to `url` (a cluster node when `cluster`), yield a store, then close both."""
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster = (
+            redis.asyncio.RedisCluster.from_url(url)
+            if cluster
+            else redis.asyncio.Redis.from_url(url)
+        )
+        try:
+            async with cls(client, **kwargs) as store:
+                yield store
+        finally:
+            await client.aclose()
+
+    async def setup(self) -> None:
+        """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
+        check_server(await self._runner.client.info("server"))
+        await self._runner.load_scripts()

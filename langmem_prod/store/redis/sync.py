@@ -1,0 +1,72 @@
+"""`RedisStore`: the synchronous LangGraph store on Redis, Valkey or Redis Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Self
+
+import redis
+
+from langmem_prod.errors import ConfigurationError
+from langmem_prod.store._sync import SyncStore
+from langmem_prod.store.redis._base import RedisStoreBase
+from langmem_prod.store.redis._driver import SyncRedisRunner
+from langmem_prod.store.redis._server import check_server
+
+
+class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
+    """LangGraph `BaseStore` on Redis >= 7 or Valkey >= 8, standalone or Cluster; no modules.
+
+    Each namespace lives in one hash slot, so the store runs unchanged on Redis Cluster.
+    Filters and semantic search run in Lua inside Redis; `get` is one GET.
+
+    Example:
+        >>> from langmem_prod import RedisStore
+        >>> from langmem_prod.embedded import embedded_redis
+        >>> with embedded_redis() as url, RedisStore.from_url(url) as store:
+        ...     store.setup()
+        ...     store.put(("users", "u1"), "prefs", {"theme": "dark", "score": 9})
+        ...     store.get(("users", "u1"), "prefs").value["theme"]
+        ...     [i.key for i in store.search(("users",), filter={"score": {"$gte": 5}})]
+        'dark'
+        ['prefs']
+
+    Args:
+        client: a `redis.Redis` or `redis.RedisCluster` (bytes replies; the default).
+        prefix: the prefix of every key the store writes.
+        shards: how many hash slots the store spreads namespaces over.
+        shard_depth: how many leading labels choose a namespace's shard; searches and
+            listings under a prefix at least that deep touch a single shard.
+        index: LangGraph's `IndexConfig` for semantic search (exact cosine, in Lua).
+        ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock:
+            as for `PostgresStore`.
+    """
+
+    _runner: SyncRedisRunner
+
+    def _new_runner(self) -> None:
+        if not isinstance(self.client, redis.Redis | redis.RedisCluster):
+            raise ConfigurationError(
+                "RedisStore needs a redis.Redis or redis.RedisCluster client; for a "
+                "redis.asyncio client use AsyncRedisStore"
+            )
+        self._runner = SyncRedisRunner(self.client, self.embeddings, self._retry)
+
+    @classmethod
+    @contextmanager
+    def from_url(cls, url: str, *, cluster: bool = False, **kwargs: Any) -> Iterator[Self]:
+        """Connect to `url` (a cluster node when `cluster`), yield a store, then close both."""
+        client: redis.Redis | redis.RedisCluster = (
+            redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        )
+        try:
+            with cls(client, **kwargs) as store:
+                yield store
+        finally:
+            client.close()
+
+    def setup(self) -> None:
+        """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
+        check_server(self._runner.client.info("server"))
+        self._runner.load_scripts()

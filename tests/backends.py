@@ -1,0 +1,130 @@
+"""Build stores of every backend for the tests, and remove what they wrote afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+import redis
+import redis.asyncio
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from langmem_prod import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
+from tests.conftest import PgServer, RedisServer, drop_schema, new_schema
+
+
+class Backend:
+    """One server the contract suite runs on; makes stores and cleans up after them."""
+
+    def __init__(self, server: PgServer | RedisServer) -> None:
+        self.server = server
+        self.kind = "postgres" if isinstance(server, PgServer) else "redis"
+        self.has_vectors = server.has_vector if isinstance(server, PgServer) else True
+        self._places: set[str] = set()
+        self._clients: list[Any] = []
+
+    def place(self) -> str:
+        """A fresh schema (Postgres) or key prefix (Redis)."""
+        name = new_schema()
+        self._places.add(name)
+        return name
+
+    async def make(self, flavour: str, place: str, **kwargs: Any) -> Any:
+        """A store of this backend and flavour, in `place`."""
+        if self.kind == "postgres":
+            return await self._make_postgres(flavour, place, **kwargs)
+        return self._make_redis(flavour, place, **kwargs)
+
+    async def _make_postgres(self, flavour: str, schema: str, **kwargs: Any) -> Any:
+        url = self.server.url
+        if flavour == "async":
+            apool: AsyncConnectionPool = AsyncConnectionPool(
+                url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
+            )
+            await apool.open(wait=True)
+            self._clients.append(apool)
+            return AsyncPostgresStore(apool, schema=schema, **kwargs)
+        pool: ConnectionPool = ConnectionPool(
+            url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
+        )
+        pool.open(wait=True)
+        self._clients.append(pool)
+        return PostgresStore(pool, schema=schema, **kwargs)
+
+    def _make_redis(self, flavour: str, prefix: str, **kwargs: Any) -> Any:
+        assert isinstance(self.server, RedisServer)
+        cluster, url = self.server.cluster, self.server.url
+        if flavour == "async":
+            aclient: Any = (
+                redis.asyncio.RedisCluster.from_url(url)
+                if cluster
+                else redis.asyncio.Redis.from_url(url)
+            )
+            self._clients.append(aclient)
+            return AsyncRedisStore(aclient, prefix=prefix, **kwargs)
+        client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        self._clients.append(client)
+        return RedisStore(client, prefix=prefix, **kwargs)
+
+    def sync_store(self, place: str, **kwargs: Any) -> Any:
+        """A sync store on a single connection (no pool threads), for property tests."""
+        if self.kind == "postgres":
+            conn = psycopg.connect(self.server.url, autocommit=True)
+            self._clients.append(conn)
+            return PostgresStore(conn, schema=place, **kwargs)
+        return self._make_redis("sync", place, **kwargs)
+
+    async def stored_items(self, store: Any) -> int:
+        """How many items the backend holds for `store`, expired or not, swept or not."""
+        if self.kind == "postgres":
+            async with await psycopg.AsyncConnection.connect(self.server.url) as conn:
+                cur = await conn.execute(f'SELECT count(*) FROM "{store.schema}".items')
+                row = await cur.fetchone()
+                assert row is not None
+                return int(row[0])
+        return await asyncio.to_thread(self._count_items, store.prefix)
+
+    def _redis(self) -> Any:
+        assert isinstance(self.server, RedisServer)
+        url = self.server.url
+        return (
+            redis.RedisCluster.from_url(url) if self.server.cluster else redis.Redis.from_url(url)
+        )
+
+    def _count_items(self, prefix: str) -> int:
+        client = self._redis()
+        try:
+            return sum(1 for _ in client.scan_iter(match=f"{prefix}:{{*}}:r:*", count=1000))
+        finally:
+            client.close()
+
+    async def cleanup(self) -> None:
+        """Close every client and remove every schema or key prefix made."""
+        for client in self._clients:
+            if isinstance(
+                client, AsyncConnectionPool | redis.asyncio.Redis | redis.asyncio.RedisCluster
+            ):
+                await (
+                    client.close() if isinstance(client, AsyncConnectionPool) else client.aclose()
+                )
+            else:
+                await asyncio.to_thread(client.close)
+        for place in self._places:
+            await asyncio.to_thread(self._remove, place)
+
+    def _remove(self, place: str) -> None:
+        if self.kind == "postgres":
+            drop_schema(self.server.url, place)
+            return
+        client = self._redis()
+        try:
+            for key in client.scan_iter(match=f"{place}:*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+
+def unique_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,157 @@
+"""Bad input raises the project's errors, with clear messages, and writes nothing."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pytest
+from langgraph.store.base import (
+    GetOp,
+    InvalidNamespaceError,
+    ListNamespacesOp,
+    MatchCondition,
+    PutOp,
+    SearchOp,
+)
+
+from langmem_prod import errors
+from tests.contract.conftest import MakeStore, Subject
+
+BAD_LABELS = [("a.b",), ("",), ("ok", ""), ("nul\x00",), ("ok", 3)]
+
+
+async def _nothing_written(store: Subject) -> None:
+    assert await store.search((), limit=10) == []
+    assert await store.list_namespaces() == []
+
+
+@pytest.mark.parametrize("namespace", BAD_LABELS)
+async def test_invalid_namespace_on_every_op(store: Subject, namespace: tuple) -> None:
+    ops = [
+        GetOp(namespace, "k"),
+        PutOp(namespace, "k", {"v": 1}),
+        PutOp(namespace, "k", None),
+        SearchOp(namespace),
+        ListNamespacesOp(match_conditions=(MatchCondition("prefix", namespace),)),
+    ]
+    for op in ops:
+        with pytest.raises(errors.InvalidNamespaceError) as info:
+            await store.batch([PutOp(("fine",), "k", {"v": 1}), op])
+        assert isinstance(info.value, InvalidNamespaceError)  # LangGraph's class too
+        assert isinstance(info.value, ValueError)
+    with pytest.raises(InvalidNamespaceError):
+        await store.delete(namespace, "k")
+    with pytest.raises(InvalidNamespaceError):
+        await store.get(namespace, "k")
+    await _nothing_written(store)
+
+
+@pytest.mark.parametrize("namespace", [(), ("langgraph", "x")])
+async def test_written_namespace_must_be_nonempty_and_not_reserved(
+    store: Subject, namespace: tuple
+) -> None:
+    with pytest.raises(errors.InvalidNamespaceError, match=r"namespace|reserved"):
+        await store.batch([PutOp(namespace, "k", {"v": 1})])
+    await _nothing_written(store)
+
+
+async def test_invalid_keys(store: Subject) -> None:
+    with pytest.raises(errors.InvalidKeyError, match="NUL"):
+        await store.put(("a",), "k\x00", {"v": 1})
+    with pytest.raises(errors.InvalidKeyError, match="str"):
+        await store.batch([PutOp(("a",), 5, {"v": 1})])  # type: ignore[arg-type]
+    await _nothing_written(store)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        ({"when": datetime(2026, 1, 1)}, errors.ValueNotSerializableError, "datetime"),
+        ({"s": {1, 2}}, errors.ValueNotSerializableError, "set"),
+        ({"x": math.nan}, errors.InvalidValueError, "NaN"),
+        ({"x": [1, math.inf]}, errors.InvalidValueError, r"NaN or an infinity"),
+        ({"x": "a\x00b"}, errors.InvalidValueError, "NUL"),
+        ({"k\x00": 1}, errors.InvalidValueError, "NUL"),
+        ({"x": "\ud800"}, errors.InvalidValueError, "surrogate"),
+        ({"x": b"bytes"}, errors.ValueNotSerializableError, "bytes"),
+        (["not", "a", "dict"], errors.InvalidValueError, "dict"),
+        ("text", errors.InvalidValueError, "dict"),
+    ],
+)
+async def test_invalid_values_write_nothing(
+    store: Subject, value: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match) as info:
+        await store.batch([PutOp(("fine",), "k1", {"v": 1}), PutOp(("a",), "k", value)])  # type: ignore[arg-type]
+    assert "a\x00b" not in str(info.value)
+    await _nothing_written(store)
+
+
+async def test_a_backslash_u0000_text_is_not_a_nul(store: Subject) -> None:
+    await store.put(("a",), "k", {"x": "\\u0000 is six characters"})
+    assert (await store.get(("a",), "k")).value == {"x": "\\u0000 is six characters"}
+
+
+async def test_value_size_limit(make_store: MakeStore) -> None:
+    store = await make_store(max_value_bytes=100)
+    await store.put(("a",), "fits", {"x": "é" * 40})
+    with pytest.raises(errors.ValueTooLargeError, match="max_value_bytes of 100"):
+        await store.put(("a",), "big", {"x": "é" * 50})
+    assert await store.get(("a",), "big") is None
+
+
+async def test_default_size_limit_is_one_mebibyte(store: Subject) -> None:
+    with pytest.raises(errors.ValueTooLargeError, match="1048576"):
+        await store.put(("a",), "big", {"x": "x" * (1 << 20)})
+
+
+@pytest.mark.parametrize(
+    ("filter", "match"),
+    [
+        ({"a": {"$regex": "x"}}, "unknown filter operator '\\$regex'"),
+        ({"a": {"$gt": [1]}}, "number or a string"),
+        ({"a": {"$gt": True}}, "number or a string"),
+        ({"a": {"$in": 3}}, "list"),
+        ({"a": {"$exists": "yes"}}, "true or false"),
+        ({"a": math.nan}, "NaN"),
+        ({"a": {"$eq": 1, "b": 2}}, "mixes operators"),
+        ({"a..b": 1}, "empty segment"),
+        ({"": 1}, "non-empty"),
+        ({"a": "nul\x00"}, "NUL"),
+        ({"a": object()}, "JSON"),
+    ],
+)
+async def test_bad_filters(store: Subject, filter: dict, match: str) -> None:
+    with pytest.raises(errors.InvalidFilterError, match=match):
+        await store.search(("a",), filter=filter)
+
+
+@pytest.mark.parametrize(("limit", "offset"), [(-1, 0), (1, -1), (1.5, 0), (True, 0)])
+async def test_bad_paging(store: Subject, limit: object, offset: object) -> None:
+    with pytest.raises(errors.InvalidInputError):
+        await store.search(("a",), limit=limit, offset=offset)
+    with pytest.raises(errors.InvalidInputError):
+        await store.list_namespaces(limit=limit, offset=offset)
+
+
+async def test_bad_max_depth(store: Subject) -> None:
+    with pytest.raises(errors.InvalidInputError, match="max_depth"):
+        await store.list_namespaces(max_depth=0)
+
+
+@pytest.mark.parametrize("ttl", [0, -1, math.inf, "1"])
+async def test_bad_ttl(store: Subject, ttl: object) -> None:
+    with pytest.raises(errors.InvalidInputError, match="ttl"):
+        await store.put(("a",), "k", {"v": 1}, ttl=ttl)
+    await _nothing_written(store)
+
+
+async def test_unknown_op_type(store: Subject) -> None:
+    with pytest.raises(errors.InvalidInputError, match="unknown operation"):
+        await store.batch(["not an op"])
+
+
+async def test_errors_share_one_root(store: Subject) -> None:
+    with pytest.raises(errors.LangmemError):
+        await store.put(("a",), "k", {"x": math.nan})

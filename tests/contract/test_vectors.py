@@ -1,0 +1,145 @@
+"""Semantic search: ranking with scores, max pooling, paging, vector upkeep on update."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from langgraph.store.base import PutOp
+
+from langmem_prod import errors
+from langmem_prod.embeddings import HashingEmbeddings
+from tests.backends import Backend
+from tests.contract.conftest import FakeClock, MakeStore, Subject
+
+EMBED = HashingEmbeddings(dims=64)
+INDEX = {"dims": 64, "embed": EMBED, "fields": ["text"]}
+DOCS = {
+    "pizza": "I love pizza with extra cheese",
+    "pasta": "pasta carbonara is my favourite dinner",
+    "tax": "the tax return is due in April",
+    "dog": "my dog likes long walks in the park",
+    "cheese": "a cheese board with grapes",
+}
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def brute_force(query: str, docs: dict[str, list[str]]) -> list[tuple[str, float]]:
+    """Rank items by their best text's cosine similarity (max pooling)."""
+    q = EMBED.embed_query(query)
+    scores = {
+        k: max(cosine(q, v) for v in EMBED.embed_documents(texts)) for k, texts in docs.items()
+    }
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@pytest.fixture
+async def vstore(vectors: Backend, make_store: MakeStore) -> Subject:
+    store = await make_store(index=INDEX)
+    await store.batch([PutOp(("docs",), k, {"text": t}) for k, t in DOCS.items()])
+    return store
+
+
+async def test_ranks_by_similarity_with_scores(vstore: Subject) -> None:
+    results = await vstore.search(("docs",), query="pizza and cheese", limit=5)
+    want = brute_force("pizza and cheese", {k: [t] for k, t in DOCS.items()})
+    assert [r.key for r in results] == [k for k, _ in want]
+    for result, (_, score) in zip(results, want, strict=True):
+        assert result.score == pytest.approx(score, abs=1e-5)
+
+
+async def test_pages_are_consistent(vstore: Subject) -> None:
+    everything = await vstore.search(("docs",), query="cheese", limit=10)
+    pages = [await vstore.search(("docs",), query="cheese", limit=2, offset=o) for o in (0, 2, 4)]
+    assert [r.key for p in pages for r in p] == [r.key for r in everything]
+    assert await vstore.search(("docs",), query="cheese", limit=2, offset=10) == []
+
+
+async def test_query_with_filter_and_prefix(vstore: Subject) -> None:
+    await vstore.put(("docs", "sub"), "pizza2", {"text": "pizza night", "kind": "event"})
+    await vstore.put(("other",), "pizza3", {"text": "pizza pizza"})
+    results = await vstore.search(("docs",), query="pizza", filter={"kind": "event"})
+    assert [r.key for r in results] == ["pizza2"]
+    assert "pizza3" not in {r.key for r in await vstore.search(("docs",), query="pizza")}
+
+
+async def test_update_replaces_vectors(vstore: Subject) -> None:
+    await vstore.put(("docs",), "pizza", {"text": "quarterly tax planning"})
+    top = (await vstore.search(("docs",), query="pizza cheese", limit=1))[0]
+    assert top.key != "pizza"
+    found = {r.key: r.score for r in await vstore.search(("docs",), query="quarterly tax planning")}
+    assert found["pizza"] == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_index_false_removes_vectors(vstore: Subject) -> None:
+    await vstore.put(("docs",), "pizza", {"text": "I love pizza with extra cheese"}, index=False)
+    assert "pizza" not in {r.key for r in await vstore.search(("docs",), query="pizza")}
+    assert (await vstore.get(("docs",), "pizza")).value["text"].startswith("I love")
+    await vstore.put(("docs",), "pizza", {"text": "I love pizza with extra cheese"})
+    assert (await vstore.search(("docs",), query="pizza", limit=1))[0].key == "pizza"
+
+
+async def test_per_put_fields_and_stale_fields_removed(vstore: Subject) -> None:
+    value = {"text": "nothing relevant", "title": "pizza party"}
+    await vstore.put(("docs",), "p", value, index=["text", "title"])
+    assert (await vstore.search(("docs",), query="pizza party", limit=1))[0].key == "p"
+    await vstore.put(("docs",), "p", value, index=["text"])
+    scores = {r.key: r.score for r in await vstore.search(("docs",), query="pizza party")}
+    assert scores["p"] == pytest.approx(
+        cosine(EMBED.embed_query("pizza party"), EMBED.embed_query("nothing relevant")), abs=1e-5
+    )
+
+
+async def test_many_vectors_per_item_max_pooling_and_paging(
+    vectors: Backend, make_store: MakeStore
+) -> None:
+    store = await make_store(index={"dims": 64, "embed": EMBED, "fields": ["chunks[*]"]})
+    words = ["apple", "banana", "cherry", "grape", "lemon", "mango", "olive", "peach"]
+    docs = {
+        f"d{i}": [f"{words[(i + j) % 8]} {words[(i * j) % 8]} {j}" for j in range(12)]
+        for i in range(15)
+    }
+    await store.batch([PutOp(("m",), k, {"chunks": v}) for k, v in docs.items()])
+    want = brute_force("cherry lemon", docs)
+    got = [
+        r
+        for o in range(0, 15, 4)
+        for r in await store.search(("m",), query="cherry lemon", limit=4, offset=o)
+    ]
+    assert [r.key for r in got] == [k for k, _ in want]
+    assert [r.score for r in got] == pytest.approx([s for _, s in want], abs=1e-5)
+
+
+async def test_expired_items_are_not_ranked(
+    vectors: Backend, make_store: MakeStore, clock: FakeClock
+) -> None:
+    store = await make_store(index=INDEX, clock=clock, start_sweeper=False)
+    await store.put(("d",), "old", {"text": "pizza"}, ttl=1)
+    await store.put(("d",), "new", {"text": "pizza dough"})
+    clock.advance(minutes=2)
+    assert [r.key for r in await store.search(("d",), query="pizza")] == ["new"]
+
+
+async def test_query_without_index_is_a_plain_search(store: Subject) -> None:
+    await store.put(("d",), "k", {"text": "pizza"})
+    results = await store.search(("d",), query="pizza")
+    assert [(r.key, r.score) for r in results] == [("k", None)]
+
+
+async def test_embedding_errors_write_nothing(vectors: Backend, make_store: MakeStore) -> None:
+    wrong = await make_store(index={"dims": 64, "embed": lambda texts: [[1.0, 0.0] for _ in texts]})
+    with pytest.raises(errors.EmbeddingError, match="dims=64"):
+        await wrong.put(("d",), "k", {"text": "x"})
+    assert await wrong.get(("d",), "k") is None
+
+    def broken(texts: list[str]) -> list[list[float]]:
+        raise RuntimeError("model offline")
+
+    failing = await make_store(index={"dims": 64, "embed": broken})
+    with pytest.raises(errors.EmbeddingError, match="model offline"):
+        await failing.put(("d",), "k", {"text": "x"})
+    assert await failing.get(("d",), "k") is None

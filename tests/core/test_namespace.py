@@ -1,0 +1,75 @@
+"""The namespace codec and match patterns, with no I/O."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp, SearchOp
+
+from langmem_prod import errors
+from langmem_prod.store._namespace import (
+    compile_match,
+    decode_namespace,
+    descendant_range,
+    encode_namespace,
+    validate_op,
+)
+from tests import reference
+
+labels = st.text(
+    st.characters(blacklist_characters=".\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=5,
+)
+namespaces = st.lists(labels, min_size=1, max_size=5).map(tuple)
+
+
+@given(namespaces)
+def test_codec_round_trips(namespace: tuple[str, ...]) -> None:
+    assert decode_namespace(encode_namespace(namespace)) == namespace
+
+
+@given(namespaces, namespaces)
+def test_descendant_range_holds_exactly_the_descendants(prefix: tuple, other: tuple) -> None:
+    low, high = descendant_range(encode_namespace(prefix))
+    text = encode_namespace(other)
+    # Compare as UTF-8 bytes, the order of COLLATE "C".
+    inside = low.encode() <= text.encode() < high.encode()
+    is_descendant = len(other) > len(prefix) and other[: len(prefix)] == prefix
+    assert inside == is_descendant
+
+
+pattern_labels = st.sampled_from(["a", "b", "*"])
+patterns = st.lists(pattern_labels, max_size=3).map(tuple)
+small_namespaces = st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=4).map(tuple)
+
+
+@given(small_namespaces, patterns, patterns)
+def test_compiled_match_agrees_with_the_reference(ns: tuple, prefix: tuple, suffix: tuple) -> None:
+    match = compile_match((MatchCondition("prefix", prefix), MatchCondition("suffix", suffix)))
+    expected = reference.namespace_matches(ns, "prefix", prefix) and reference.namespace_matches(
+        ns, "suffix", suffix
+    )
+    assert match.matches(ns) == expected
+    if expected:
+        assert ns[: len(match.fixed_prefix)] == match.fixed_prefix
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        GetOp(("a.b",), "k"),
+        SearchOp(("",)),
+        PutOp(("x", "y\x00"), "k", {}),
+        ListNamespacesOp(match_conditions=(MatchCondition("suffix", ("a.b",)),)),
+    ],
+)
+def test_invalid_labels(op: object) -> None:
+    with pytest.raises(errors.InvalidNamespaceError):
+        validate_op(op)  # type: ignore[arg-type]
+
+
+def test_unknown_match_type() -> None:
+    with pytest.raises(errors.InvalidInputError, match="match_type"):
+        validate_op(ListNamespacesOp(match_conditions=(MatchCondition("infix", ("a",)),)))  # type: ignore[arg-type]
