@@ -2,6 +2,7 @@
 
 from langmem_prod.embeddings import HashingEmbeddings
 from langmem_prod.errors import LangmemError
+from langmem_prod.history import PostgresChatMessageHistory, RedisChatMessageHistory
 from langmem_prod.store import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
 from langmem_prod.store._retry import RetryPolicy
 
@@ -10,7 +11,9 @@ __all__ = [
     "AsyncRedisStore",
     "HashingEmbeddings",
     "LangmemError",
+    "PostgresChatMessageHistory",
     "PostgresStore",
+    "RedisChatMessageHistory",
     "RedisStore",
     "RetryPolicy",
 ]

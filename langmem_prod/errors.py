@@ -26,6 +26,7 @@ __all__ = [
     "InvalidFilterError",
     "InvalidInputError",
     "InvalidKeyError",
+    "InvalidMessageError",
     "InvalidNamespaceError",
     "InvalidValueError",
     "LangmemError",
@@ -62,6 +63,10 @@ class ValueNotSerializableError(InvalidValueError, TypeError):
 
 class ValueTooLargeError(InvalidValueError):
     """An item value's JSON encoding is larger than the store's `max_value_bytes`."""
+
+
+class InvalidMessageError(InvalidInputError):
+    """A chat message cannot be stored exactly (not a BaseMessage, or holds non-JSON data)."""
 
 
 class InvalidFilterError(InvalidInputError):

@@ -160,13 +160,14 @@ def _migration_sql(statement: str, schema: str, spec: VectorSpec | None) -> str:
     return render(text, schema)
 
 
-def _pending(
+def pending(
     track: str,
     migrations: tuple[Migration, ...],
     current: int,
     schema: str,
     spec: VectorSpec | None,
 ) -> list[Statement]:
+    """The statements applying `migrations` newer than `current`, each recorded."""
     latest = migrations[-1].version
     if current > latest:
         raise SchemaNotReadyError(
@@ -184,13 +185,22 @@ def _pending(
     return statements
 
 
-def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, None]:
-    """Create or upgrade the schema; run by the driver inside one transaction."""
+def versions_gen(schema: str) -> Generator[Execute, Any, dict[str, int]]:
+    """Take the setup lock, create the schema and its migrations table, read the versions.
+
+    The first step of every setup (the store's, the chat histories'), inside its
+    transaction; returns the installed version of each migration track.
+    """
     (exists,) = (yield Execute((Statement(_SETUP_LOCK), Statement(_SCHEMA_EXISTS, (schema,)))))[1]
     head = [] if exists[0] else [Statement(render("CREATE SCHEMA {s}", schema))]
     head += [Statement(render(_MIGRATIONS_TABLE, schema)), Statement(render(_VERSIONS, schema))]
-    versions = dict((yield Execute(tuple(head)))[-1])
-    todo = _pending("core", CORE_MIGRATIONS, versions.get("core", 0), schema, None)
+    return dict((yield Execute(tuple(head)))[-1])
+
+
+def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, None]:
+    """Create or upgrade the schema; run by the driver inside one transaction."""
+    versions = yield from versions_gen(schema)
+    todo = pending("core", CORE_MIGRATIONS, versions.get("core", 0), schema, None)
     if spec is not None:
         installed, available = (yield Execute((Statement(_PGVECTOR),)))[0][0]
         if installed is None and not available:
@@ -206,7 +216,7 @@ def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, N
             table = render("{s}.vectors", schema)
             found = (yield Execute((Statement(_EMBEDDING_TYPE, (table,)),)))[0]
             _check_vector_column(found[0][0] if found else "no vectors table", spec, schema)
-        todo += _pending("vectors", VECTOR_MIGRATIONS, current, schema, spec)
+        todo += pending("vectors", VECTOR_MIGRATIONS, current, schema, spec)
     if todo:
         yield Execute(tuple(todo))
 

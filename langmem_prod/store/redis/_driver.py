@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import redis
@@ -76,9 +77,11 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
         client: redis.Redis | redis.RedisCluster,
         embeddings: Embeddings | None,
         retry: RetryPolicy,
+        scripts: Mapping[str, str] = SCRIPTS,
     ) -> None:
         super().__init__(embeddings, retry)
         self.client = client
+        self.scripts = scripts
         self.cluster = isinstance(client, redis.RedisCluster)
         self._loaded = False
 
@@ -108,7 +111,7 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
 
     def load_scripts(self) -> None:
         """Load every script (on every primary of a cluster)."""
-        for source in SCRIPTS.values():
+        for source in self.scripts.values():
             self.client.script_load(source)
         self._loaded = True
 
@@ -123,9 +126,11 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         embeddings: Embeddings | None,
         retry: RetryPolicy,
+        scripts: Mapping[str, str] = SCRIPTS,
     ) -> None:
         super().__init__(embeddings, retry)
         self.client = client
+        self.scripts = scripts
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
         self._loaded = False
 
@@ -155,6 +160,6 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
 
     async def load_scripts(self) -> None:
         """Load every script (on every primary of a cluster)."""
-        for source in SCRIPTS.values():
+        for source in self.scripts.values():
             await self.client.script_load(source)
         self._loaded = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from langmem_prod.store.redis._lua import SHAS
@@ -24,6 +25,8 @@ class Pipeline(NamedTuple):
     scripted: bool = False
 
 
-def script(name: str, keys: tuple[str, ...], args: tuple[Any, ...]) -> Command:
-    """The command running script `name` of `_lua.SCRIPTS` on the slot of `keys`."""
-    return ("EVALSHA", SHAS[name], len(keys), *keys, *args)
+def script(
+    name: str, keys: tuple[str, ...], args: tuple[Any, ...], shas: Mapping[str, str] = SHAS
+) -> Command:
+    """The command running script `name` (of `_lua.SCRIPTS` by default) on `keys`' slot."""
+    return ("EVALSHA", shas[name], len(keys), *keys, *args)

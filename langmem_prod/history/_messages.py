@@ -1,0 +1,151 @@
+"""Chat messages and session state as stored bytes, and what a history accepts.
+
+Rules:
+- a message is stored as the JSON of `message_to_dict` (type + every field), so every
+  message type round-trips exactly: tool calls, invalid tool calls, content blocks, ids,
+  names, additional_kwargs, response_metadata, usage_metadata;
+- only JSON types are accepted; anything else (a datetime in additional_kwargs, bytes,
+  NaN) is refused with the message's position, before anything is written;
+- the optional codec (encryption) sees the JSON bytes and the owner's context;
+- session, tenant and user ids are non-empty strings without NUL, at most 512 characters;
+- a read window is every message, the `last` N, or a page (`offset`, `limit`), oldest
+  first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+import orjson
+from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+
+from langmem_prod.codec import Codec
+from langmem_prod.errors import ConfigurationError, InvalidInputError, InvalidMessageError
+
+MAX_ID_CHARS = 512
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class Window(NamedTuple):
+    """Which messages a read returns: all, the `last` N, or `limit` from `offset`."""
+
+    last: int | None = None
+    offset: int = 0
+    limit: int | None = None
+
+
+ALL = Window()
+
+
+def window(last: int | None, offset: int, limit: int | None) -> Window:
+    """Check a read window's arguments.
+
+    >>> window(5, 0, None)
+    Window(last=5, offset=0, limit=None)
+    >>> window(5, 2, None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    langmem_prod.errors.InvalidInputError: pass either last=... or offset/limit, not both
+    """
+    for name, value in (("last", last), ("limit", limit)):
+        if value is not None and (not _is_int(value) or value < 0):
+            raise InvalidInputError(f"{name} must be an int >= 0 or None, got {value!r}")
+    if not _is_int(offset) or offset < 0:
+        raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
+    if last is not None and (offset or limit is not None):
+        raise InvalidInputError("pass either last=... or offset/limit, not both")
+    return Window(last, offset, limit)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_id(name: str, value: object, *, optional: bool = False) -> str:
+    """A session, tenant or user id, checked; '' stands for "none" when optional."""
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str) or not value or "\x00" in value or len(value) > MAX_ID_CHARS:
+        raise InvalidInputError(
+            f"{name} must be a non-empty string of at most {MAX_ID_CHARS} characters "
+            f"without NUL, got {type(value).__name__}"
+        )
+    return value
+
+
+def check_ttl(ttl: float | timedelta | None) -> float | None:
+    """A conversation TTL in seconds (None: keep forever)."""
+    if ttl is None:
+        return None
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ConfigurationError(
+            f"ttl must be a positive number of seconds or a timedelta: {ttl!r}"
+        )
+    if math.isinf(seconds):
+        return None
+    return float(seconds)
+
+
+def check_max_messages(value: int | None) -> int | None:
+    """The bound on a history's length (None: unbounded)."""
+    if value is not None and (not _is_int(value) or value < 1):
+        raise ConfigurationError(f"max_messages must be an int >= 1 or None, got {value!r}")
+    return value
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not a JSON type")
+
+
+def encode_messages(
+    messages: Iterable[BaseMessage], codec: Codec | None, context: bytes
+) -> list[bytes]:
+    """The stored bytes of each message, or `InvalidMessageError` naming the first bad one."""
+    out = []
+    for n, message in enumerate(messages):
+        if not isinstance(message, BaseMessage):
+            raise InvalidMessageError(
+                f"message {n} is a {type(message).__name__}, not a langchain BaseMessage"
+            )
+        try:
+            data = orjson.dumps(message_to_dict(message), default=_refuse, option=_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise InvalidMessageError(
+                f"message {n} ({message.type}) cannot be stored exactly: {exc}; keep only JSON "
+                "types (str, numbers, bools, None, lists, dicts) in its fields"
+            ) from exc
+        out.append(codec.encode(data, context) if codec is not None else data)
+    return out
+
+
+def decode_messages(
+    blobs: Sequence[bytes], codec: Codec | None, context: bytes
+) -> list[BaseMessage]:
+    """The messages of stored bytes, oldest first."""
+    if codec is not None:
+        blobs = [codec.decode(bytes(b), context) for b in blobs]
+    return messages_from_dict([orjson.loads(b) for b in blobs])
+
+
+def encode_state(state: Mapping[str, Any], codec: Codec | None, context: bytes) -> bytes:
+    """The stored bytes of a session's state (a JSON object, e.g. a running summary)."""
+    if not isinstance(state, Mapping):
+        raise InvalidInputError(f"a session state must be a mapping, got {type(state).__name__}")
+    try:
+        data = orjson.dumps(state, default=_refuse, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInputError(f"a session state must hold JSON types only: {exc}") from exc
+    return codec.encode(data, context) if codec is not None else data
+
+
+def decode_state(blob: bytes | None, codec: Codec | None, context: bytes) -> dict[str, Any]:
+    """A session's state ({} when none was saved)."""
+    if blob is None:
+        return {}
+    data = codec.decode(bytes(blob), context) if codec is not None else blob
+    state: dict[str, Any] = orjson.loads(data)
+    return state
