@@ -11,7 +11,14 @@ import redis
 import redis.asyncio
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from langmem_prod import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
+from langmem_prod import (
+    AsyncPostgresStore,
+    AsyncRedisStore,
+    PostgresChatMessageHistory,
+    PostgresStore,
+    RedisChatMessageHistory,
+    RedisStore,
+)
 from tests.conftest import PgServer, RedisServer, drop_schema, new_schema
 
 
@@ -24,6 +31,7 @@ class Backend:
         self.has_vectors = server.has_vector if isinstance(server, PgServer) else True
         self._places: set[str] = set()
         self._clients: list[Any] = []
+        self._sources: dict[str, Any] = {}
 
     def place(self) -> str:
         """A fresh schema (Postgres) or key prefix (Redis)."""
@@ -37,7 +45,7 @@ class Backend:
             return await self._make_postgres(flavour, place, **kwargs)
         return self._make_redis(flavour, place, **kwargs)
 
-    async def _make_postgres(self, flavour: str, schema: str, **kwargs: Any) -> Any:
+    async def _pg_source(self, flavour: str) -> Any:
         url = self.server.url
         if flavour == "async":
             apool: AsyncConnectionPool = AsyncConnectionPool(
@@ -45,28 +53,50 @@ class Backend:
             )
             await apool.open(wait=True)
             self._clients.append(apool)
-            return AsyncPostgresStore(apool, schema=schema, **kwargs)
+            return apool
         pool: ConnectionPool = ConnectionPool(
             url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
         )
         pool.open(wait=True)
         self._clients.append(pool)
-        return PostgresStore(pool, schema=schema, **kwargs)
+        return pool
 
-    def _make_redis(self, flavour: str, prefix: str, **kwargs: Any) -> Any:
+    def _redis_client(self, flavour: str) -> Any:
         assert isinstance(self.server, RedisServer)
         cluster, url = self.server.cluster, self.server.url
+        client: Any
         if flavour == "async":
-            aclient: Any = (
+            client = (
                 redis.asyncio.RedisCluster.from_url(url)
                 if cluster
                 else redis.asyncio.Redis.from_url(url)
             )
-            self._clients.append(aclient)
-            return AsyncRedisStore(aclient, prefix=prefix, **kwargs)
-        client: Any = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+        else:
+            client = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
         self._clients.append(client)
-        return RedisStore(client, prefix=prefix, **kwargs)
+        return client
+
+    async def _make_postgres(self, flavour: str, schema: str, **kwargs: Any) -> Any:
+        source = await self._pg_source(flavour)
+        cls = AsyncPostgresStore if flavour == "async" else PostgresStore
+        return cls(source, schema=schema, **kwargs)
+
+    def _make_redis(self, flavour: str, prefix: str, **kwargs: Any) -> Any:
+        cls = AsyncRedisStore if flavour == "async" else RedisStore
+        return cls(self._redis_client(flavour), prefix=prefix, **kwargs)
+
+    async def make_history(self, flavour: str, place: str, session_id: str, **kwargs: Any) -> Any:
+        """A chat history of this backend on a (shared) client of `flavour`, in `place`."""
+        if flavour not in self._sources:
+            self._sources[flavour] = (
+                await self._pg_source(flavour)
+                if self.kind == "postgres"
+                else self._redis_client(flavour)
+            )
+        source = self._sources[flavour]
+        if self.kind == "postgres":
+            return PostgresChatMessageHistory(session_id, source, schema=place, **kwargs)
+        return RedisChatMessageHistory(session_id, source, prefix=place, **kwargs)
 
     def sync_store(self, place: str, **kwargs: Any) -> Any:
         """A sync store on a single connection (no pool threads), for property tests."""
