@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -205,6 +205,15 @@ def _fit(messages: list[BaseMessage], max_tokens: int, counter: TokenCounter) ->
     )
 
 
+class _Plan(NamedTuple):
+    """What a summary buffer does: summarize `overflow`, keep `keep`; `covered` ends both."""
+
+    overflow: list[BaseMessage]
+    keep: list[BaseMessage]
+    summary: str
+    covered: int
+
+
 def _fingerprint(messages: Sequence[BaseMessage]) -> str:
     """Names the last messages summarized (three, so repeated short turns stay apart)."""
     data = orjson.dumps([message_to_dict(m) for m in messages[-3:]])
@@ -259,13 +268,13 @@ class ConversationSummaryBufferMemory(ChatMemory):
     summary_prefix: str = "Summary of the earlier conversation: "
     state_key: str = "summary_buffer"
 
-    def _plan(self, transcript: Transcript) -> tuple[list[BaseMessage], list[BaseMessage], str]:
-        """(messages to summarize now, messages to keep, previous summary)."""
+    def _plan(self, transcript: Transcript) -> _Plan:
         own = transcript.state.get(self.state_key) or {}
         start = _uncovered(transcript.messages, own.get("mark"))
         pending = transcript.messages[start:]
         keep = _fit(pending, self.max_tokens, token_counter(self.token_counter))
-        return pending[: len(pending) - len(keep)], keep, str(own.get("summary", ""))
+        end = len(transcript.messages) - len(keep)
+        return _Plan(transcript.messages[start:end], keep, str(own.get("summary", "")), end)
 
     def _prompt(self, summary: str, overflow: list[BaseMessage]) -> list[BaseMessage]:
         lines = get_buffer_string(
@@ -276,13 +285,9 @@ class ConversationSummaryBufferMemory(ChatMemory):
             HumanMessage(f"Current summary:\n{summary or '(none)'}\n\nNew lines:\n{lines}"),
         ]
 
-    def _new_state(
-        self, transcript: Transcript, summary: str, overflow: list[BaseMessage]
-    ) -> dict[str, Any]:
-        return {
-            **transcript.state,
-            self.state_key: {"summary": summary, "mark": _fingerprint(overflow)},
-        }
+    def _new_state(self, transcript: Transcript, plan: _Plan, summary: str) -> dict[str, Any]:
+        mark = _fingerprint(transcript.messages[: plan.covered])
+        return {**transcript.state, self.state_key: {"summary": summary, "mark": mark}}
 
     def _output(self, summary: str, keep: list[BaseMessage]) -> list[BaseMessage]:
         head: list[BaseMessage] = [SystemMessage(self.summary_prefix + summary)] if summary else []
@@ -303,20 +308,22 @@ class ConversationSummaryBufferMemory(ChatMemory):
     def summarize(self) -> list[BaseMessage]:
         """Summarize what newly overflowed (if anything); return the memory's messages."""
         transcript = self._load()
-        overflow, keep, summary = self._plan(transcript)
-        if overflow:
-            summary = _text(self.llm.invoke(self._prompt(summary, overflow)).text)
-            self._save_state(self._new_state(transcript, summary, overflow))
-        return self._output(summary, keep)
+        plan = self._plan(transcript)
+        summary = plan.summary
+        if plan.overflow:
+            summary = _text(self.llm.invoke(self._prompt(summary, plan.overflow)).text)
+            self._save_state(self._new_state(transcript, plan, summary))
+        return self._output(summary, plan.keep)
 
     async def asummarize(self) -> list[BaseMessage]:
         """Async `summarize`."""
         transcript = await self._aload()
-        overflow, keep, summary = self._plan(transcript)
-        if overflow:
-            summary = _text((await self.llm.ainvoke(self._prompt(summary, overflow))).text)
-            await self._asave_state(self._new_state(transcript, summary, overflow))
-        return self._output(summary, keep)
+        plan = self._plan(transcript)
+        summary = plan.summary
+        if plan.overflow:
+            summary = _text((await self.llm.ainvoke(self._prompt(summary, plan.overflow))).text)
+            await self._asave_state(self._new_state(transcript, plan, summary))
+        return self._output(summary, plan.keep)
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """The summary (a system message) and the recent messages."""
