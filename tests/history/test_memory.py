@@ -7,7 +7,6 @@ from operator import itemgetter
 from typing import Any
 
 import pytest
-from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -198,8 +197,25 @@ async def test_memory_in_an_lcel_chain(make_history: MakeHistory) -> None:
     ]
 
 
-def test_memories_are_classic_base_memories(history: History) -> None:
+@pytest.mark.filterwarnings("ignore:The class `ConversationChain` was deprecated")
+def test_a_legacy_chain_accepts_the_memories(history: History) -> None:
     from langchain_classic.base_memory import BaseMemory  # noqa: PLC0415
+    from langchain_classic.chains import ConversationChain  # noqa: PLC0415
 
-    assert isinstance(ConversationBufferMemory(history=history.history), BaseMemory)
-    assert isinstance(history.history, BaseChatMessageHistory)
+    if history.flavour == "async":
+        pytest.skip("the legacy chain is called synchronously")
+    memory = ConversationBufferMemory(history=history.history, return_messages=False)
+    assert isinstance(memory, BaseMemory)
+    model = CountingModel()
+    chain = ConversationChain(llm=model, memory=memory)
+    chain.invoke({"input": "my name is Ada"})
+    chain.invoke({"input": "who am I?"})
+    assert "Human: my name is Ada\nAI: summary 1\nHuman: who am I?" in str(
+        model.prompts[1][0].content
+    )
+    assert text(history.history.messages) == [
+        "my name is Ada",
+        "summary 1",
+        "who am I?",
+        "summary 2",
+    ]
