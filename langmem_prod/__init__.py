@@ -2,13 +2,22 @@
 
 from langmem_prod.embeddings import HashingEmbeddings
 from langmem_prod.errors import LangmemError
-from langmem_prod.history import PostgresChatMessageHistory, RedisChatMessageHistory
+from langmem_prod.history import (
+    ConversationBufferMemory,
+    ConversationSummaryBufferMemory,
+    ConversationTokenBufferMemory,
+    PostgresChatMessageHistory,
+    RedisChatMessageHistory,
+)
 from langmem_prod.store import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
 from langmem_prod.store._retry import RetryPolicy
 
 __all__ = [
     "AsyncPostgresStore",
     "AsyncRedisStore",
+    "ConversationBufferMemory",
+    "ConversationSummaryBufferMemory",
+    "ConversationTokenBufferMemory",
     "HashingEmbeddings",
     "LangmemError",
     "PostgresChatMessageHistory",

@@ -27,8 +27,26 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
-    assert text.count("['d', 'c']") == 2  # the typed filter (newest first), both stores
-    assert "Rust" in text  # the agent remembered across threads
-    assert "Lisbon" in text  # and did on Redis too
+    text = "".join(
+        str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs
+    )
+    for expected, count in EXPECTED[path.name]:
+        assert text.count(expected) == count, expected
     assert os.environ.get("OPENAI_API_KEY") is None
+
+
+# What each tutorial must print: (text, how many times).
+EXPECTED = {
+    "01_quickstart.ipynb": [
+        ("['d', 'c']", 2),  # the typed filter (newest first), both stores
+        ("Rust", 1),  # the agent remembered across threads
+        ("Lisbon", 1),  # and did on Redis too
+    ],
+    "02_chat_history.ipynb": [
+        ("Your name is Grace.", 2),  # RunnableWithMessageHistory on both histories
+        ("Summary of the earlier conversation: Ada owns INV-17", 1),
+        ("human: Hello, my name is Linus\nai: Nice to meet you.\nhuman: Who am I?\n", 1),
+        ("ai: Your name is Linus.", 1),  # the transcript node kept every turn
+        ("(['tool', 'ai'], ['ai', 'tool'])", 1),  # last=2 and a page
+    ],
+}
