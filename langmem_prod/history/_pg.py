@@ -74,8 +74,9 @@ WITH s AS (
   WHERE cs.last_append IS DISTINCT FROM EXCLUDED.last_append
   RETURNING next_seq, greatest(floor_seq, next_seq - %(max)s) AS keep_above
 ), trimmed AS (
-  DELETE FROM {s}.chat_messages m USING s
-  WHERE m.tenant_id = %(t)s AND m.session_id = %(sid)s AND m.seq <= s.keep_above
+  -- a scalar bound, so the primary key's range scan finds only the rows to delete
+  DELETE FROM {s}.chat_messages m
+  WHERE m.tenant_id = %(t)s AND m.session_id = %(sid)s AND m.seq <= (SELECT keep_above FROM s)
 )
 INSERT INTO {s}.chat_messages (tenant_id, session_id, seq, user_id, message, created_at)
 SELECT %(t)s, %(sid)s, s.next_seq - %(n)s + m.ord, %(u)s, m.message, %(now)s

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, messages_to_dict
 
 from langmem_prod import errors
 from tests.history.conftest import History, MakeHistory
@@ -26,6 +26,7 @@ async def test_every_message_kind_round_trips_exactly(history: History) -> None:
     got = await history.get_messages()
     assert got == EVERY_KIND
     assert [type(m) for m in got] == [type(m) for m in EVERY_KIND]
+    assert messages_to_dict(got) == messages_to_dict(EVERY_KIND)
     assert got[2].tool_calls == EVERY_KIND[2].tool_calls  # type: ignore[attr-defined]
     assert got[2].usage_metadata == EVERY_KIND[2].usage_metadata  # type: ignore[attr-defined]
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, messages_to_dict
 
 from langmem_prod import PostgresChatMessageHistory, RedisChatMessageHistory, errors
 from langmem_prod.history._shared import aclose_shared_connections, apg_pool, pg_pool
@@ -43,6 +43,9 @@ def test_generated_messages_round_trip_exactly(
         got = history.messages
         assert got == batch
         assert [type(m) for m in got] == [type(m) for m in batch]
+        assert messages_to_dict(got) == messages_to_dict(batch)
+        assert [m.content_blocks for m in got] == [m.content_blocks for m in batch]
+        assert [m.pretty_repr() for m in got] == [m.pretty_repr() for m in batch]
     finally:
         history.clear()
         asyncio.run(backend.cleanup())
