@@ -14,7 +14,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import uuid
+import os
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +29,10 @@ DEFAULT_PREFIX = "langmem:history"
 APPEND = """
 -- KEYS: messages list, session hash
 -- ARGV: append id, now ISO, ttl ms ('' none), max ('' none), tenant, user ('' none), blobs...
-if redis.call('HGET', KEYS[2], 'append') == ARGV[1] then
+local prev = redis.call('HGET', KEYS[2], 'append')
+if prev == ARGV[1] then
   return 0
 end
-local n = #ARGV - 6
 -- Lua's C stack bounds how many values one unpack() may pass: push 1000 at a time.
 local i = 7
 while i <= #ARGV do
@@ -43,16 +43,22 @@ end
 if ARGV[4] ~= '' then
   redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
 end
-redis.call('HSET', KEYS[2], 'append', ARGV[1], 'updated', ARGV[2], 'tenant', ARGV[5])
-redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[2], 'user', ARGV[6])
+local fields = {'append', ARGV[1], 'updated', ARGV[2]}
+if not prev then  -- the conversation's first append
+  redis.call('HSETNX', KEYS[2], 'created', ARGV[2])
+  fields[#fields + 1] = 'tenant'
+  fields[#fields + 1] = ARGV[5]
 end
+if ARGV[6] ~= '' then
+  fields[#fields + 1] = 'user'
+  fields[#fields + 1] = ARGV[6]
+end
+redis.call('HSET', KEYS[2], unpack(fields))
 if ARGV[3] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-return n
+return #ARGV - 6
 """
 
 SAVE_STATE = """
@@ -105,7 +111,7 @@ class RedisConversation:
         if not blobs:
             return
         args = (
-            uuid.uuid4().hex,
+            os.urandom(8).hex(),
             now.isoformat(),
             self._ttl_ms(),
             "" if self.max_messages is None else str(self.max_messages),
