@@ -311,9 +311,10 @@ class EmbeddedRedisCluster:
     Example:
         >>> import redis
         >>> with EmbeddedRedisCluster() as cluster:
-        ...     client = redis.RedisCluster.from_url(cluster.url)
+        ...     client = redis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
         ...     client.set("k", "v")
         ...     len(client.get_primaries())
+        ...     client.close()
         True
         3
     """

@@ -19,6 +19,7 @@ from langmem_prod import (
     RedisChatMessageHistory,
     RedisStore,
 )
+from langmem_prod.store.redis._driver import close_client
 from tests.conftest import PgServer, RedisServer, drop_schema, new_schema
 
 
@@ -128,7 +129,7 @@ class Backend:
         try:
             return sum(1 for _ in client.scan_iter(match=f"{prefix}:{{*}}:r:*", count=1000))
         finally:
-            client.close()
+            close_client(client)
 
     async def cleanup(self) -> None:
         """Close every client and remove every schema or key prefix made."""
@@ -140,7 +141,7 @@ class Backend:
                     client.close() if isinstance(client, AsyncConnectionPool) else client.aclose()
                 )
             else:
-                await asyncio.to_thread(client.close)
+                await asyncio.to_thread(close_client, client)
         for place in self._places:
             await asyncio.to_thread(self._remove, place)
 
@@ -153,7 +154,7 @@ class Backend:
             for key in client.scan_iter(match=f"{place}:*", count=1000):
                 client.delete(key)
         finally:
-            client.close()
+            close_client(client)
 
 
 def unique_name() -> str:

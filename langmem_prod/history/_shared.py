@@ -21,6 +21,8 @@ import redis
 import redis.asyncio
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from langmem_prod.store.redis._driver import close_client
+
 _lock = threading.Lock()
 _sync: dict[tuple[str, str], Any] = {}
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], Any]] = (
@@ -88,7 +90,10 @@ def close_shared_connections() -> None:
         made = list(_sync.values())
         _sync.clear()
     for item in made:
-        item.close()
+        if isinstance(item, ConnectionPool):
+            item.close()
+        else:
+            close_client(item)
 
 
 async def aclose_shared_connections() -> None:

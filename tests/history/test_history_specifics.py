@@ -4,6 +4,7 @@ retried appends, the codec hook, what is stored, connections and the Postgres sw
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +17,24 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, messag
 
 from langmem_prod import PostgresChatMessageHistory, RedisChatMessageHistory, errors
 from langmem_prod.history._shared import aclose_shared_connections, apg_pool, pg_pool
+from langmem_prod.store.redis._driver import close_client
 from tests.backends import Backend, unique_name
-from tests.conftest import PgServer, RedisServer, drop_schema
+from tests.conftest import PgServer, RedisServer
 from tests.history.conftest import History, MakeHistory
 from tests.history.messages import messages
 from tests.postgres.test_round_trips import count_round_trips
 from tests.redis.test_redis_specifics import CountingConnection, keys_of
+
+
+@pytest.fixture
+def sync_backend(history_server: PgServer | RedisServer) -> Iterator[tuple[Backend, str]]:
+    """A backend and a place made once per test (hypothesis runs many examples in it)."""
+    backend = Backend(history_server)
+    place = backend.place()
+    if backend.kind == "postgres":
+        asyncio.run(backend.make_history("sync", place, "setup")).setup()
+    yield backend, place
+    asyncio.run(backend.cleanup())
 
 
 @settings(
@@ -31,26 +44,18 @@ from tests.redis.test_redis_specifics import CountingConnection, keys_of
 )
 @given(batch=st.lists(messages, min_size=1, max_size=6))
 def test_generated_messages_round_trip_exactly(
-    history_server: PgServer | RedisServer, batch: list[BaseMessage]
+    sync_backend: tuple[Backend, str], batch: list[BaseMessage]
 ) -> None:
-    place = unique_name()
-    backend = Backend(history_server)
-    history: Any = asyncio.run(backend.make_history("sync", place, "prop"))
-    try:
-        if isinstance(history, PostgresChatMessageHistory):
-            history.setup()
-        history.add_messages(batch)
-        got = history.messages
-        assert got == batch
-        assert [type(m) for m in got] == [type(m) for m in batch]
-        assert messages_to_dict(got) == messages_to_dict(batch)
-        assert [m.content_blocks for m in got] == [m.content_blocks for m in batch]
-        assert [m.pretty_repr() for m in got] == [m.pretty_repr() for m in batch]
-    finally:
-        history.clear()
-        asyncio.run(backend.cleanup())
-        if isinstance(history_server, PgServer):
-            drop_schema(history_server.url, place)
+    backend, place = sync_backend
+    history: Any = asyncio.run(backend.make_history("sync", place, unique_name()))
+    history.add_messages(batch)
+    got = history.messages
+    assert got == batch
+    assert [type(m) for m in got] == [type(m) for m in batch]
+    assert messages_to_dict(got) == messages_to_dict(batch)
+    assert [m.content_blocks for m in got] == [m.content_blocks for m in batch]
+    assert [m.pretty_repr() for m in got] == [m.pretty_repr() for m in batch]
+    history.clear()
 
 
 async def test_a_retried_append_is_applied_once(history: History) -> None:
@@ -97,7 +102,7 @@ async def raw_bytes(history: History) -> bytes:
             client.hget(session_key, "state") or b""
         )
     finally:
-        client.close()
+        close_client(client)
 
 
 async def test_the_codec_sees_every_stored_byte(make_history: MakeHistory) -> None:
@@ -129,7 +134,7 @@ async def test_the_user_and_tenant_are_stored_with_the_messages(
         fields = client.hgetall(h._conversation.keys[1])
         assert fields[b"tenant"] == b"acme" and fields[b"user"] == b"ada"
     finally:
-        client.close()
+        close_client(client)
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -203,7 +208,7 @@ def test_redis_round_trips(rs: RedisServer) -> None:
     assert len(history.messages) == 50
     for key in keys_of(client, prefix):
         client.delete(key)
-    client.close()
+    close_client(client)
 
 
 def test_one_expiry_for_the_whole_conversation(rs: RedisServer) -> None:
@@ -218,7 +223,7 @@ def test_one_expiry_for_the_whole_conversation(rs: RedisServer) -> None:
     if rs.cluster:
         assert client.keyslot(messages_key) == client.keyslot(session_key)
     history.clear()
-    client.close()
+    close_client(client)
 
 
 def test_postgres_sweeper_deletes_expired_conversations(pg: PgServer, schema: str) -> None:

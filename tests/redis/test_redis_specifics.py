@@ -15,6 +15,7 @@ from langgraph.store.base import GetOp, ListNamespacesOp, PutOp, SearchOp
 from langmem_prod import AsyncRedisStore, RedisStore, errors
 from langmem_prod.embedded import EmbeddedRedis
 from langmem_prod.store._retry import RetryPolicy
+from langmem_prod.store.redis._driver import close_client
 from langmem_prod.store.redis._server import check_server
 from tests.backends import unique_name
 from tests.conftest import RedisServer
@@ -67,7 +68,7 @@ def test_one_round_trip_per_get_and_per_batch(standalone: RedisServer) -> None:
         assert CountingConnection.sends == 1
     for key in keys_of(client, prefix):
         client.delete(key)
-    client.close()
+    close_client(client)
 
 
 def test_never_keys(rs: RedisServer) -> None:
@@ -91,7 +92,7 @@ def test_never_keys(rs: RedisServer) -> None:
     assert keys_calls() == before
     for key in keys_of(client, prefix):
         client.delete(key)
-    client.close()
+    close_client(client)
 
 
 def test_a_namespace_stays_in_one_slot_on_a_cluster(redis_cluster: Any) -> None:
@@ -119,7 +120,7 @@ def test_a_namespace_stays_in_one_slot_on_a_cluster(redis_cluster: Any) -> None:
         assert store.list_namespaces() == []
     for key in keys_of(client, prefix):
         client.delete(key)
-    client.close()
+    close_client(client)
 
 
 def test_a_restart_is_survived() -> None:
@@ -147,7 +148,7 @@ def test_a_dropped_connection_is_retried(standalone: RedisServer) -> None:
             assert store.get(("a",), "k").value == {"v": 1}
     for key in keys_of(client, prefix):
         client.delete(key)
-    client.close()
+    close_client(client)
     killer.close()
 
 
@@ -175,7 +176,7 @@ def test_a_silent_server_is_a_timeout_error() -> None:
             store.get(("a",), "k")
     finally:
         store.close()
-        client.close()
+        close_client(client)
         stop.set()
         thread.join()
         for conn in accepted:
@@ -189,7 +190,7 @@ def test_an_unreachable_server_is_unavailable() -> None:
     with pytest.raises(errors.BackendUnavailableError):
         store.get(("a",), "k")
     store.close()
-    client.close()
+    close_client(client)
 
 
 def test_old_servers_are_refused() -> None:
@@ -212,7 +213,7 @@ def test_clients_that_decode_responses_work(standalone: RedisServer) -> None:
         assert [i.key for i in store.search(("a",), filter={"v": "ü"})] == ["k"]
     for key in keys_of(client, prefix):
         client.delete(key)
-    client.close()
+    close_client(client)
 
 
 async def test_the_wrong_kind_of_client_is_refused(rs: RedisServer) -> None:

@@ -11,7 +11,7 @@ import redis
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._sync import SyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
-from langmem_prod.store.redis._driver import SyncRedisRunner
+from langmem_prod.store.redis._driver import SyncRedisRunner, close_client
 from langmem_prod.store.redis._server import check_server
 
 
@@ -64,7 +64,7 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
             with cls(client, **kwargs) as store:
                 yield store
         finally:
-            client.close()
+            close_client(client)
 
     def setup(self) -> None:
         """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
