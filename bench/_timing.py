@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -40,3 +44,13 @@ def pin_apart(server_pid: int) -> None:
     for process in [server, *server.children(recursive=True)]:
         os.sched_setaffinity(process.pid, {0})
     os.sched_setaffinity(0, {1})
+
+
+def publish(out: str, results: dict[str, Any], lines: list[str]) -> None:
+    """Print the report and write it, with the results and the platform, as JSON."""
+    print("\n".join(lines))
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    platform_facts = {"python": sys.version.split()[0], "machine": platform.machine()}
+    path.write_text(json.dumps(platform_facts | results | {"report": lines}, indent=2))
+    print(f"\nwrote {path}")

@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import uuid
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import redis
-from _timing import compare
+from _timing import compare, publish
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -222,20 +219,8 @@ def main() -> None:
     for start, url, measure in run:
         with start(url, pin and not url) as live_url:
             scenarios.update(measure(live_url, n, repeats))
-    lines = report(scenarios)
-    print("\n".join(lines))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    results = {
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "iterations": n,
-        "repeats": repeats,
-        "scenarios": scenarios,
-        "report": lines,
-    }
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {out}")
+    results = {"iterations": n, "repeats": repeats, "pinned": pin, "scenarios": scenarios}
+    publish(args.out, results, report(scenarios))
 
 
 if __name__ == "__main__":

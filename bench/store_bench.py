@@ -14,18 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from _timing import compare, pin_apart
+from _timing import compare, pin_apart, publish
 from langgraph.store.base import GetOp, PutOp
 from langgraph.store.postgres import AsyncPostgresStore as LGAsyncStore
 from langgraph.store.postgres import PostgresStore as LGStore
@@ -347,20 +343,13 @@ def main() -> None:
     results = {
         "server": version,
         "redis_server": redis_name,
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
         "iterations": n,
         "repeats": repeats,
         "pinned": pin,
         "scenarios": scenarios,
         "list_namespaces": listing,
     }
-    lines = report(results)
-    print("\n".join(lines))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results | {"report": lines}, indent=2))
-    print(f"\nwrote {out}")
+    publish(args.out, results, report(results))
 
 
 if __name__ == "__main__":

@@ -82,6 +82,24 @@ def redis_server(request: pytest.FixtureRequest, target: str) -> RedisServer:
     return RedisServer(target, request.getfixturevalue("embedded_valkey").url, cluster=False)
 
 
+BACKENDS = [f"postgres-{t}" for t in PG_TARGETS] + [f"redis-{t}" for t in REDIS_TARGETS]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_server(request: pytest.FixtureRequest) -> PgServer | RedisServer:
+    """Every server of every backend (contract suites run on each)."""
+    kind, target = str(request.param).split("-", 1)
+    if kind == "postgres":
+        return pg_server(request, target)
+    return redis_server(request, target)
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Sync or async clients and methods."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session", params=PG_TARGETS)
 def pg(request: pytest.FixtureRequest) -> PgServer:
     return pg_server(request, request.param)

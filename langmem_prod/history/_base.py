@@ -23,12 +23,14 @@ from langmem_prod.errors import ConfigurationError
 from langmem_prod.history._messages import (
     ALL,
     Window,
+    check_id,
     decode_messages,
     decode_state,
     encode_messages,
     encode_state,
     window,
 )
+from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 
 T = TypeVar("T")
@@ -74,17 +76,30 @@ class ChatHistoryBase(BaseChatMessageHistory):
     _codec: Codec | None
     _context: bytes
     _clock: Callable[[], datetime]
+    _retry: RetryPolicy
     _sync: SyncRunnerBase[Any] | None = None
     _async: AsyncRunnerBase[Any] | None = None
 
-    def _init_codec(
-        self, codec: Codec | None, context: bytes, clock: Callable[[], datetime] | None
+    def _init_common(
+        self,
+        session_id: str,
+        *,
+        tenant_id: str | None,
+        user_id: str | None,
+        codec: Codec | None,
+        clock: Callable[[], datetime] | None,
+        retry: RetryPolicy | None,
     ) -> None:
+        """Check and keep what every history takes besides its connection and place."""
+        self.session_id = check_id("session_id", session_id)
+        self.tenant_id = check_id("tenant_id", tenant_id, optional=True)
+        self.user_id = check_id("user_id", user_id, optional=True) or None
         if codec is not None and not isinstance(codec, Codec):
             raise ConfigurationError("codec must have encode(data, context) and decode(...)")
         self._codec = codec
-        self._context = context
+        self._context = f"history\x00{self.tenant_id}\x00{self.session_id}".encode()
         self._clock = clock or _utcnow
+        self._retry = retry or RetryPolicy()
 
     def _run(self, gen: Generator[Any, Any, T]) -> T:
         if self._sync is None:

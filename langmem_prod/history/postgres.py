@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from langmem_prod.codec import Codec
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.history._base import ChatHistoryBase, split_sources
-from langmem_prod.history._messages import check_id, check_max_messages, check_ttl
+from langmem_prod.history._messages import check_max_messages, check_ttl
 from langmem_prod.history._pg import PgConversation, setup_gen, sweep_gen
 from langmem_prod.history._shared import apg_pool, pg_pool
 from langmem_prod.store._retry import RetryPolicy
@@ -76,11 +76,10 @@ class PostgresChatMessageHistory(ChatHistoryBase):
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.session_id = check_id("session_id", session_id)
-        self.tenant_id = check_id("tenant_id", tenant_id, optional=True)
-        self.user_id = check_id("user_id", user_id, optional=True) or None
+        self._init_common(
+            session_id, tenant_id=tenant_id, user_id=user_id, codec=codec, clock=clock, retry=retry
+        )
         self._schema = schema
-        self._retry = retry or RetryPolicy()
         self._conversation = PgConversation(
             schema,
             self.tenant_id,
@@ -89,8 +88,6 @@ class PostgresChatMessageHistory(ChatHistoryBase):
             check_ttl(ttl),
             check_max_messages(max_messages),
         )
-        context = f"history\x00{self.tenant_id}\x00{self.session_id}".encode()
-        self._init_codec(codec, context, clock)
         self._url = connection if isinstance(connection, str) else None
         sync, asynchronous = split_sources(
             connection,

@@ -11,7 +11,7 @@ import redis.asyncio
 
 from langmem_prod.codec import Codec
 from langmem_prod.history._base import ChatHistoryBase, split_sources
-from langmem_prod.history._messages import check_id, check_max_messages, check_ttl
+from langmem_prod.history._messages import check_max_messages, check_ttl
 from langmem_prod.history._redis import DEFAULT_PREFIX, SCRIPTS, RedisConversation, check_prefix
 from langmem_prod.history._shared import aredis_client, redis_client
 from langmem_prod.store._retry import RetryPolicy
@@ -74,10 +74,9 @@ class RedisChatMessageHistory(ChatHistoryBase):
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.session_id = check_id("session_id", session_id)
-        self.tenant_id = check_id("tenant_id", tenant_id, optional=True)
-        self.user_id = check_id("user_id", user_id, optional=True) or None
-        self._retry = retry or RetryPolicy()
+        self._init_common(
+            session_id, tenant_id=tenant_id, user_id=user_id, codec=codec, clock=clock, retry=retry
+        )
         self._conversation = RedisConversation(
             check_prefix(prefix),
             self.tenant_id,
@@ -86,8 +85,6 @@ class RedisChatMessageHistory(ChatHistoryBase):
             check_ttl(ttl),
             check_max_messages(max_messages),
         )
-        context = f"history\x00{self.tenant_id}\x00{self.session_id}".encode()
-        self._init_codec(codec, context, clock)
         self._url = connection if isinstance(connection, str) else None
         self._cluster = cluster
         sync, asynchronous = split_sources(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.backends import Backend
-from tests.conftest import PG_TARGETS, REDIS_TARGETS, PgServer, RedisServer, pg_server, redis_server
+from tests.conftest import PgServer, RedisServer
 
 _PAIRS = {
     "put": "aput",
@@ -69,20 +69,6 @@ class Subject:
 
 
 MakeStore = Callable[..., Awaitable[Subject]]
-BACKENDS = [f"postgres-{t}" for t in PG_TARGETS] + [f"redis-{t}" for t in REDIS_TARGETS]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend_server(request: pytest.FixtureRequest) -> PgServer | RedisServer:
-    kind, target = str(request.param).split("-", 1)
-    if kind == "postgres":
-        return pg_server(request, target)
-    return redis_server(request, target)
-
-
-@pytest.fixture(params=["sync", "async"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from tests.backends import Backend
-from tests.conftest import PgServer, RedisServer, pg_server, redis_server
-from tests.contract.conftest import BACKENDS
+from tests.conftest import PgServer, RedisServer
 
 _PAIRS = {
     "add_messages": "aadd_messages",
@@ -47,22 +46,9 @@ class History:
 MakeHistory = Callable[..., Awaitable[History]]
 
 
-@pytest.fixture(params=BACKENDS)
-def history_server(request: pytest.FixtureRequest) -> PgServer | RedisServer:
-    kind, target = str(request.param).split("-", 1)
-    if kind == "postgres":
-        return pg_server(request, target)
-    return redis_server(request, target)
-
-
-@pytest.fixture(params=["sync", "async"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
-async def history_backend(history_server: PgServer | RedisServer) -> AsyncIterator[Backend]:
-    made = Backend(history_server)
+async def history_backend(backend_server: PgServer | RedisServer) -> AsyncIterator[Backend]:
+    made = Backend(backend_server)
     yield made
     await made.cleanup()
 

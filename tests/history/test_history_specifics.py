@@ -27,9 +27,9 @@ from tests.redis.test_redis_specifics import CountingConnection, keys_of
 
 
 @pytest.fixture
-def sync_backend(history_server: PgServer | RedisServer) -> Iterator[tuple[Backend, str]]:
+def sync_backend(backend_server: PgServer | RedisServer) -> Iterator[tuple[Backend, str]]:
     """A backend and a place made once per test (hypothesis runs many examples in it)."""
-    backend = Backend(history_server)
+    backend = Backend(backend_server)
     place = backend.place()
     if backend.kind == "postgres":
         asyncio.run(backend.make_history("sync", place, "setup")).setup()
@@ -85,16 +85,22 @@ class Xor:
         return bytes(b ^ 0x5A for b in body)
 
 
+async def pg_rows(history: History, query: str) -> list[tuple[Any, ...]]:
+    """Rows of raw SQL over the history's schema (`{s}` stands for it)."""
+    async with await psycopg.AsyncConnection.connect(history.backend.server.url) as conn:
+        cur = await conn.execute(query.replace("{s}", f'"{history.place}"'))  # type: ignore[arg-type]
+        return await cur.fetchall()
+
+
 async def raw_bytes(history: History) -> bytes:
     """Everything the backend stores for the conversation, concatenated."""
     h = history.history
     if isinstance(h, PostgresChatMessageHistory):
-        async with await psycopg.AsyncConnection.connect(history.backend.server.url) as conn:
-            cur = await conn.execute(
-                f'SELECT m.message FROM "{history.place}".chat_messages m '
-                f'UNION ALL SELECT state FROM "{history.place}".chat_sessions'
-            )
-            return b"".join(bytes(r[0]) for r in await cur.fetchall() if r[0] is not None)
+        rows = await pg_rows(
+            history,
+            "SELECT message FROM {s}.chat_messages UNION ALL SELECT state FROM {s}.chat_sessions",
+        )
+        return b"".join(bytes(r[0]) for r in rows if r[0] is not None)
     client = history.backend._redis()
     try:
         messages_key, session_key = h._conversation.keys
@@ -122,12 +128,12 @@ async def test_the_user_and_tenant_are_stored_with_the_messages(
     await history.add_messages([HumanMessage("hi")])
     h = history.history
     if isinstance(h, PostgresChatMessageHistory):
-        async with await psycopg.AsyncConnection.connect(history.backend.server.url) as conn:
-            cur = await conn.execute(
-                f'SELECT s.tenant_id, s.user_id, m.tenant_id, m.user_id FROM "{history.place}"'
-                f'.chat_sessions s JOIN "{history.place}".chat_messages m USING (session_id)'
-            )
-            assert await cur.fetchall() == [("acme", "ada", "acme", "ada")]
+        rows = await pg_rows(
+            history,
+            "SELECT s.tenant_id, s.user_id, m.tenant_id, m.user_id "
+            "FROM {s}.chat_sessions s JOIN {s}.chat_messages m USING (session_id)",
+        )
+        assert rows == [("acme", "ada", "acme", "ada")]
         return
     client = history.backend._redis()
     try:
