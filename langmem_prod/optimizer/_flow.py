@@ -1,0 +1,255 @@
+"""The optimization of one conversation, as a generator of effects (no I/O, no clock).
+
+Rules:
+- the input's previous summary message (by its id) is taken out and read as the
+  previous summary; everything else is a candidate, grouped into units;
+- when everything fits (with the summary still needed, if any), nothing is scored and
+  nothing is dropped;
+- otherwise messages are scored: cached scores first (memory, then the store), then one
+  `AskScores` for the rest when a model is set, else (or when it fails) the heuristic;
+- a unit scores its best message; selection keeps what fits in the budget left after
+  the reserve (system prompt, tools) and the summary's share;
+- the dropped messages not summarized before enter the summary: one `AskSummary` when a
+  model is set (the extractive summary when it fails), capped to the summary's share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+from langchain_core.messages import BaseMessage
+
+from langmem_prod.optimizer._heuristic import message_text, score_message
+from langmem_prod.optimizer._llm import parse_scores, score_prompt, summary_prompt
+from langmem_prod.optimizer._select import select
+from langmem_prod.optimizer._summary import (
+    SUMMARY_HEADER,
+    SUMMARY_ID,
+    extractive,
+    fit_lines,
+    summary_message,
+)
+from langmem_prod.optimizer._units import leading_systems, units
+from langmem_prod.tokens import TokenCounter
+
+
+class LoadScores(NamedTuple):
+    """Read cached scores of `keys` from the store; answered with {key: score}."""
+
+    keys: tuple[str, ...]
+
+
+class SaveScores(NamedTuple):
+    """Write scores to the store; answered with None."""
+
+    scores: dict[str, float]
+
+
+class AskScores(NamedTuple):
+    """Call the model once with `prompt`; answered with its reply, or None if it failed."""
+
+    prompt: list[BaseMessage]
+
+
+class AskSummary(NamedTuple):
+    """Call the model once with `prompt`; answered with the summary text, or None."""
+
+    prompt: list[BaseMessage]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How an optimizer chooses (see `ContextOptimizer` for each one)."""
+
+    max_tokens: int
+    counter: TokenCounter
+    keep_last: int
+    threshold: float
+    summary_share: int
+    reserve: int
+    use_model: bool
+
+
+@dataclass(slots=True)
+class OptimizeStats:
+    """What one optimization did."""
+
+    tokens_before: int = 0
+    tokens_after: int = 0
+    kept: int = 0
+    dropped: int = 0
+    summarized: int = 0
+    scored_by_model: int = 0
+    scored_by_heuristic: int = 0
+    cache_hits: int = 0
+    llm_calls: int = 0
+    fallbacks: int = 0
+    latency_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class OptimizeResult:
+    """The kept messages (same objects, original order), the running summary and stats.
+
+    `llm_input` is what to send to the model: the leading system messages, the summary
+    message (when there is a summary), then the other kept messages.
+    """
+
+    messages: list[BaseMessage]
+    summary: str | None
+    stats: OptimizeStats
+    dropped: list[BaseMessage] = field(default_factory=list)
+    summarized: list[BaseMessage] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def llm_input(self) -> list[BaseMessage]:
+        """The messages to send to the model, the summary message included."""
+        if not self.summary:
+            return list(self.messages)
+        head = leading_systems(self.messages)
+        return [*self.messages[:head], summary_message(self.summary), *self.messages[head:]]
+
+
+def message_key(message: BaseMessage) -> str:
+    """The cache key of a message: its id and a hash of what it says."""
+    calls = getattr(message, "tool_calls", None) or []
+    data = orjson.dumps([message.type, message_text(message), calls], default=str)
+    return f"{message.id or ''}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def _split_summary(messages: Sequence[BaseMessage]) -> tuple[list[BaseMessage], str | None]:
+    rest, found = [], None
+    for message in messages:
+        if message.id == SUMMARY_ID:
+            found = message.text.removeprefix(SUMMARY_HEADER)
+        else:
+            rest.append(message)
+    return rest, found
+
+
+def optimize_gen(
+    settings: Settings,
+    messages: Sequence[BaseMessage],
+    previous: str | None,
+    summarized: frozenset[str],
+    cache: dict[str, float],
+) -> Generator[Any, Any, OptimizeResult]:
+    """Choose what to keep and update the summary; see the module's rules."""
+    count = settings.counter
+    candidates, in_input = _split_summary(messages)
+    previous = previous or in_input
+    keys = [message_key(m) for m in candidates]
+    stats = OptimizeStats(tokens_before=count(list(messages)) + settings.reserve)
+    found = units(candidates, settings.keep_last)
+    # A summary that came in as a message covers messages that are gone; one passed in
+    # covers the `summarized` messages, and is needed while any of them is not kept.
+    still_needed = previous is not None and (
+        in_input is not None or not summarized or not summarized <= set(keys)
+    )
+    base = count(candidates) + settings.reserve
+    if previous and still_needed:
+        base += count([summary_message(previous)])
+    if base <= settings.max_tokens and not any(u.orphan for u in found):
+        kept_summary = previous if still_needed else None
+        return _result(
+            candidates,
+            kept_summary,
+            dropped=[],
+            fresh=[],
+            cache=cache,
+            stats=stats,
+            settings=settings,
+        )
+    scores = yield from _scores(settings, candidates, keys, cache, stats)
+    unit_scores = [max(scores[keys[p]] for p in u.positions) for u in found]
+    costs = [count([candidates[p] for p in u.positions]) for u in found]
+    pinned = sum(c for u, c in zip(found, costs, strict=True) if u.pinned)
+    room = settings.max_tokens - settings.reserve
+    share = max(0, min(settings.summary_share, room - pinned))
+    keep = select(found, costs, unit_scores, room - share, settings.threshold)
+    kept_positions = sorted(p for i in keep for p in found[i].positions)
+    gone = sorted(set(range(len(candidates))) - set(kept_positions))
+    dropped = [candidates[p] for p in gone]
+    fresh = [candidates[p] for p in gone if keys[p] not in summarized]
+    summary = previous
+    if fresh:
+        summary = yield from _summarize(settings, previous, fresh, share, stats)
+    kept = [candidates[p] for p in kept_positions]
+    return _result(
+        kept, summary, dropped=dropped, fresh=fresh, cache=cache, stats=stats, settings=settings
+    )
+
+
+def _result(
+    kept: list[BaseMessage],
+    summary: str | None,
+    *,
+    dropped: list[BaseMessage],
+    fresh: list[BaseMessage],
+    cache: Mapping[str, float],
+    stats: OptimizeStats,
+    settings: Settings,
+) -> OptimizeResult:
+    result = OptimizeResult(kept, summary or None, stats, dropped, fresh, dict(cache))
+    stats.kept, stats.dropped, stats.summarized = len(kept), len(dropped), len(fresh)
+    stats.tokens_after = settings.counter(result.llm_input) + settings.reserve
+    return result
+
+
+def _scores(
+    settings: Settings,
+    messages: Sequence[BaseMessage],
+    keys: Sequence[str],
+    cache: dict[str, float],
+    stats: OptimizeStats,
+) -> Generator[Any, Any, dict[str, float]]:
+    missing = [k for k in dict.fromkeys(keys) if k not in cache]
+    stats.cache_hits += len(set(keys)) - len(missing)
+    if missing:
+        stored: dict[str, float] = yield LoadScores(tuple(missing))
+        cache.update(stored)
+        stats.cache_hits += len(stored)
+        missing = [k for k in missing if k not in stored]
+    if not missing:
+        return cache
+    by_key = dict(zip(keys, messages, strict=True))
+    new: dict[str, float] = {}
+    if settings.use_model:
+        short = {f"m{n}": k for n, k in enumerate(missing)}
+        reply = yield AskScores(score_prompt([(s, by_key[k]) for s, k in short.items()]))
+        stats.llm_calls += 1
+        batch = parse_scores(reply) if reply is not None else None
+        if batch is None:
+            stats.fallbacks += 1
+        else:
+            new = {short[s.id]: s.importance for s in batch.scores if s.id in short}
+            stats.scored_by_model += len(new)
+    for key in missing:
+        if key not in new:
+            new[key] = score_message(by_key[key])[0]
+            stats.scored_by_heuristic += 1
+    cache.update(new)
+    yield SaveScores(new)
+    return cache
+
+
+def _summarize(
+    settings: Settings,
+    previous: str | None,
+    fresh: list[BaseMessage],
+    share: int,
+    stats: OptimizeStats,
+) -> Generator[Any, Any, str]:
+    if settings.use_model:
+        text = yield AskSummary(summary_prompt(previous, fresh, share))
+        stats.llm_calls += 1
+        if text:
+            lines = [line for line in str(text).splitlines() if line.strip()]
+            return fit_lines(lines, share, settings.counter)
+        stats.fallbacks += 1
+    return extractive(previous, fresh, share, settings.counter)
