@@ -3,6 +3,7 @@
 from langmem_prod.optimizer._flow import OptimizeResult, OptimizeStats, message_key
 from langmem_prod.optimizer._llm import MessageScore, ScoreBatch
 from langmem_prod.optimizer._select import BudgetTooSmallError
+from langmem_prod.optimizer.node import OptimizerState
 from langmem_prod.optimizer.optimizer import ContextOptimizer, optimize_messages
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "MessageScore",
     "OptimizeResult",
     "OptimizeStats",
+    "OptimizerState",
     "ScoreBatch",
     "message_key",
     "optimize_messages",

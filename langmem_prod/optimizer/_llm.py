@@ -105,7 +105,7 @@ def parse_scores(reply: Any) -> ScoreBatch | None:
     """
     if isinstance(reply, ScoreBatch):
         return reply
-    if isinstance(reply, BaseModel | dict):
+    if isinstance(reply, BaseModel | dict) and not isinstance(reply, BaseMessage):
         data: Any = reply.model_dump() if isinstance(reply, BaseModel) else reply
         return _batch(data)
     text = reply.text if isinstance(reply, BaseMessage) else str(reply)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, SystemMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.store.base import BaseStore, GetOp, PutOp
 
@@ -39,6 +39,7 @@ from langmem_prod.optimizer._flow import (
     optimize_gen,
 )
 from langmem_prod.optimizer._llm import ScoreBatch
+from langmem_prod.optimizer.node import Mode, make_node
 from langmem_prod.tokens import TokenCounter
 from langmem_prod.tokens import token_counter as make_counter
 
@@ -48,11 +49,21 @@ _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix=
 
 
 def _structured(model: BaseChatModel) -> Runnable[Any, Any]:
-    """The model answering `ScoreBatch`, or the model itself (JSON in text) if it cannot."""
-    try:
-        return model.with_structured_output(ScoreBatch)
-    except (NotImplementedError, AttributeError, TypeError, ValueError):
-        return model
+    """The model answering `ScoreBatch`, or the model itself (JSON in text) if it cannot.
+
+    A model has structured output when it implements `with_structured_output` or tool
+    calling (`bind_tools`), on which LangChain's default `with_structured_output` rests.
+    """
+    kind = type(model)
+    if (
+        kind.with_structured_output is not BaseChatModel.with_structured_output
+        or kind.bind_tools is not BaseChatModel.bind_tools
+    ):
+        try:
+            return model.with_structured_output(ScoreBatch)
+        except (NotImplementedError, TypeError, ValueError):
+            logger.info("%s has no structured output; scoring asks for JSON", kind.__name__)
+    return model
 
 
 def _reserve(counter: TokenCounter, system_prompt: str | None, tools: Sequence[Any]) -> int:
@@ -268,6 +279,21 @@ class ContextOptimizer:
                     getattr(self._totals, f.name) + getattr(result.stats, f.name),
                 )
         return result
+
+    def remember(self, scores: dict[str, float]) -> None:
+        """Add known scores (e.g. from graph state) to the cache."""
+        self._cache.update(scores)
+
+    def as_node(
+        self, *, mode: Mode = "llm_input", messages_key: str = "messages"
+    ) -> RunnableLambda[Any, Any]:
+        """This optimizer as a LangGraph node to put before the model node.
+
+        Use `OptimizerState` (or add its keys to your state). Mode "llm_input" writes
+        `llm_input_messages` and keeps the history whole; mode "rewrite" replaces
+        `messages` with the kept ones and the summary message.
+        """
+        return make_node(self, mode, messages_key)
 
     def stats(self) -> dict[str, Any]:
         """Totals over every optimization so far (and how many there were)."""
