@@ -3,18 +3,22 @@
 from langmem_prod.embeddings import HashingEmbeddings
 from langmem_prod.errors import LangmemError
 from langmem_prod.history import (
+    ContextAwareMemory,
     ConversationBufferMemory,
     ConversationSummaryBufferMemory,
     ConversationTokenBufferMemory,
     PostgresChatMessageHistory,
     RedisChatMessageHistory,
 )
+from langmem_prod.optimizer import ContextOptimizer, optimize_messages
 from langmem_prod.store import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
 from langmem_prod.store._retry import RetryPolicy
 
 __all__ = [
     "AsyncPostgresStore",
     "AsyncRedisStore",
+    "ContextAwareMemory",
+    "ContextOptimizer",
     "ConversationBufferMemory",
     "ConversationSummaryBufferMemory",
     "ConversationTokenBufferMemory",
@@ -25,4 +29,5 @@ __all__ = [
     "RedisChatMessageHistory",
     "RedisStore",
     "RetryPolicy",
+    "optimize_messages",
 ]

@@ -4,6 +4,7 @@ from langmem_prod.history._base import Transcript
 from langmem_prod.history._shared import aclose_shared_connections, close_shared_connections
 from langmem_prod.history.memory import (
     ChatMemory,
+    ContextAwareMemory,
     ConversationBufferMemory,
     ConversationSummaryBufferMemory,
     ConversationTokenBufferMemory,
@@ -13,6 +14,7 @@ from langmem_prod.history.redis import RedisChatMessageHistory
 
 __all__ = [
     "ChatMemory",
+    "ContextAwareMemory",
     "ConversationBufferMemory",
     "ConversationSummaryBufferMemory",
     "ConversationTokenBufferMemory",

@@ -34,9 +34,18 @@ def speaker(message: BaseMessage) -> str:
     return {"human": "user", "ai": "assistant"}.get(message.type, message.type)
 
 
+def _said(line: str) -> str:
+    """What a summary line says, without who said it."""
+    return line.split(": ", 1)[1] if line.startswith("- ") and ": " in line else line
+
+
 def fit_lines(lines: Sequence[str], cap: int, counter: TokenCounter) -> str:
-    """The most important lines whose summary message fits in `cap` tokens, in order."""
-    ranked = sorted(range(len(lines)), key=lambda i: (-text_score(lines[i])[0], -i))
+    """The most important lines whose summary message fits in `cap` tokens, in order.
+
+    Lines that say nothing worth keeping (small talk scores 0) are left out.
+    """
+    scores = [text_score(_said(line))[0] for line in lines]
+    ranked = sorted((i for i in range(len(lines)) if scores[i] > 0), key=lambda i: (-scores[i], -i))
     chosen: set[int] = set()
     for i in ranked:
         trial = "\n".join(lines[j] for j in sorted(chosen | {i}))

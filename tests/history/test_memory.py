@@ -17,6 +17,7 @@ from pydantic import Field
 from langmem_prod import errors
 from langmem_prod.history.memory import (
     ChatMemory,
+    ContextAwareMemory,
     ConversationBufferMemory,
     ConversationSummaryBufferMemory,
     ConversationTokenBufferMemory,
@@ -219,3 +220,36 @@ def test_a_legacy_chain_accepts_the_memories(history: History) -> None:
         "who am I?",
         "summary 2",
     ]
+
+
+async def test_context_aware_memory_runs_the_optimizer(make_history: MakeHistory) -> None:
+    from langmem_prod.optimizer import ContextOptimizer  # noqa: PLC0415
+    from langmem_prod.optimizer._summary import SUMMARY_ID  # noqa: PLC0415
+    from tests.optimizer.conversations import FakeModel  # noqa: PLC0415
+
+    history = await make_history("context")
+    model = FakeModel()
+    memory = Memory(
+        ContextAwareMemory(history=history.history, optimizer=ContextOptimizer(120, model=model)),
+        history.flavour,
+    )
+    for n in range(8):
+        await memory.save(f"invoice INV-{n} is {n * 100} EUR", "noted")
+    got = await memory.load()
+    assert got[0].id == SUMMARY_ID and model.calls == {"score": 1, "summary": 1, "chat": 0}
+    assert ContextOptimizer(120).counter(got) <= 120
+    state = (await history.load()).state["context"]
+    assert "INV-" in state["summary"] and len(state["scores"]) == 9  # 8 invoices, 1 "noted"
+    # Another process continues from the saved state: nothing old is scored again.
+    again_model = FakeModel()
+    again = Memory(
+        ContextAwareMemory(
+            history=history.history, optimizer=ContextOptimizer(120, model=again_model)
+        ),
+        history.flavour,
+    )
+    await again.load()
+    assert again_model.calls == {"score": 0, "summary": 0, "chat": 0}
+    await again.save("invoice INV-99 is 5 EUR", "noted")
+    await again.load()
+    assert again_model.calls["score"] == 1 and again_model.scored[-1] == ["m0"]  # "noted" is known
