@@ -1,0 +1,229 @@
+"""Context optimizer benchmark: fact retention under a token budget, against trim_messages.
+
+Usage:
+    python bench/optimizer_bench.py [--conversations N] [--out FILE.json]
+
+Synthetic long conversations (seeded) plant facts among filler: amounts and invoice
+numbers, decisions with owners, error codes, preferences, and facts that exist only in a
+tool result (parallel tool calls included). At budgets of 15%, 25% and 50% of each
+conversation's tokens, the offline optimizer (no model: heuristic scores, extractive
+summary) and `trim_messages(strategy="last")` each choose what the model sees; a fact is
+retained if its marker is in a kept message or in the summary. Also counted: budget use,
+LLM calls (0 offline) and invariant violations (budget, order, pinned messages, tool
+pairs, orphans, dropped-but-not-summarized).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from typing import Any
+
+from _timing import publish
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+    trim_messages,
+)
+from langchain_core.messages.utils import count_tokens_approximately
+
+from langmem_prod.optimizer import ContextOptimizer
+
+BUDGETS = (0.15, 0.25, 0.50)
+TARGET = 2.0  # offline retention / trim retention at 25%
+
+FILLER_HUMAN = [
+    "ok",
+    "thanks!",
+    "sounds good",
+    "great, got it",
+    "can you say that again in simpler words?",
+    "hmm, interesting, tell me more about how that usually works in general",
+    "hello again",
+    "cool",
+]
+FILLER_AI = [
+    "Sure! Happy to help with that. Let me walk you through it step by step so that "
+    "everything is clear, and feel free to ask if anything is confusing along the way.",
+    "That is a great question. In general there are several ways to look at it, and the "
+    "right one depends on your situation, your preferences and what you want to achieve.",
+    "You're welcome! Let me know if there is anything else I can do for you today.",
+    "Understood. I will keep that in mind as we continue with the conversation.",
+]
+
+
+def fact(kind: str, n: int) -> tuple[str, str]:
+    """A planted fact's text and its marker (what must survive)."""
+    marker = f"{kind[:3].upper()}{n:05d}"
+    texts = {
+        "amount": f"Invoice {marker} totals 1,{n % 900 + 100}.50 EUR and is due 2026-12-{n % 28 + 1:02d}.",
+        "decision": f"We decided to go with plan {marker}; Dana owns the rollout.",
+        "error": f"The deploy failed with error code {marker} (HTTP 503) at 14:05.",
+        "preference": f"I prefer weekly reports; my account is {marker}.",
+    }
+    return texts[kind], marker
+
+
+def conversation(rng: random.Random, turns: int) -> tuple[list[BaseMessage], list[str]]:
+    """A conversation and the markers of the facts planted in it."""
+    messages: list[BaseMessage] = [SystemMessage("You are a helpful operations assistant.")]
+    markers: list[str] = []
+    for t in range(turns):
+        roll = rng.random()
+        if roll < 0.15:  # a fact said by the user
+            text, marker = fact(
+                rng.choice(["amount", "decision", "preference"]), rng.randrange(10**5)
+            )
+            messages += [HumanMessage(text), AIMessage(rng.choice(FILLER_AI))]
+            markers.append(marker)
+        elif roll < 0.25:  # facts only in tool results, from parallel calls
+            ids = [f"call-{t}-{k}" for k in range(rng.randint(1, 2))]
+            messages.append(HumanMessage("can you check the status for me?"))
+            calls = [{"name": "status", "args": {"system": "billing"}, "id": i} for i in ids]
+            messages.append(AIMessage("", tool_calls=calls))
+            for call_id in ids:
+                text, marker = fact(rng.choice(["error", "amount"]), rng.randrange(10**5))
+                messages.append(ToolMessage(text, tool_call_id=call_id, name="status"))
+                markers.append(marker)
+            messages.append(AIMessage(rng.choice(FILLER_AI)))
+        else:  # filler
+            messages += [HumanMessage(rng.choice(FILLER_HUMAN)), AIMessage(rng.choice(FILLER_AI))]
+    messages.append(HumanMessage("What do we know so far?"))
+    return messages, markers
+
+
+def retained(markers: list[str], kept: list[BaseMessage], summary: str | None) -> int:
+    text = " ".join(str(m.content) for m in kept) + " " + (summary or "")
+    return sum(1 for marker in markers if marker in text)
+
+
+def violations(
+    messages: list[BaseMessage],
+    kept: list[BaseMessage],
+    sent: list[BaseMessage],
+    budget: int,
+    summarized: list[BaseMessage],
+) -> int:
+    """How many of the optimizer's invariants a result breaks."""
+    bad = 0
+    bad += count_tokens_approximately(sent) > budget
+    index = {id(m): i for i, m in enumerate(messages)}
+    order = [index[id(m)] for m in kept]
+    bad += order != sorted(order)
+    kept_ids = {id(m) for m in kept}
+    bad += id(messages[0]) not in kept_ids or id(messages[-1]) not in kept_ids
+    calls = {c["id"]: id(m) for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    for m in messages:
+        if isinstance(m, ToolMessage):
+            bad += (id(m) in kept_ids) != (calls[m.tool_call_id] in kept_ids)
+    dropped = {id(m) for m in messages} - kept_ids
+    bad += dropped != {id(m) for m in summarized}
+    return bad
+
+
+def run(conversations: int, turns: int) -> dict[str, Any]:
+    rng = random.Random(20261121)
+    rows: dict[str, dict[str, list[float]]] = {}
+    for _ in range(conversations):
+        messages, markers = conversation(rng, turns)
+        total = count_tokens_approximately(messages)
+        for share in BUDGETS:
+            budget = int(total * share)
+            optimizer = ContextOptimizer(budget)
+            start = time.perf_counter()
+            result = optimizer.optimize(messages)
+            elapsed = time.perf_counter() - start
+            trimmed = trim_messages(
+                messages,
+                max_tokens=budget,
+                token_counter=count_tokens_approximately,
+                strategy="last",
+                start_on="human",
+                include_system=True,
+            )
+            row = rows.setdefault(
+                f"{int(share * 100)}%",
+                {
+                    k: []
+                    for k in (
+                        "ours_retained",
+                        "trim_retained",
+                        "ours_budget_use",
+                        "trim_budget_use",
+                        "llm_calls",
+                        "violations",
+                        "latency_ms",
+                        "facts",
+                    )
+                },
+            )
+            row["facts"].append(len(markers))
+            row["ours_retained"].append(
+                retained(markers, result.messages, result.summary) / len(markers)
+            )
+            row["trim_retained"].append(retained(markers, trimmed, None) / len(markers))
+            row["ours_budget_use"].append(count_tokens_approximately(result.llm_input) / budget)
+            row["trim_budget_use"].append(count_tokens_approximately(trimmed) / budget)
+            row["llm_calls"].append(result.stats.llm_calls)
+            row["violations"].append(
+                violations(messages, result.messages, result.llm_input, budget, result.summarized)
+            )
+            row["latency_ms"].append(elapsed * 1000)
+    return {
+        budget: {
+            "ours_retained": statistics.mean(r["ours_retained"]),
+            "trim_retained": statistics.mean(r["trim_retained"]),
+            "ours_budget_use": statistics.mean(r["ours_budget_use"]),
+            "trim_budget_use": statistics.mean(r["trim_budget_use"]),
+            "llm_calls": sum(r["llm_calls"]),
+            "violations": sum(r["violations"]),
+            "latency_ms": statistics.median(r["latency_ms"]),
+            "facts_per_conversation": statistics.mean(r["facts"]),
+        }
+        for budget, r in rows.items()
+    }
+
+
+def report(results: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{'budget':<8}{'ours kept':>10}{'trim kept':>10}{'ratio':>8}{'ours use':>10}"
+        f"{'trim use':>10}{'LLM calls':>11}{'violations':>12}{'ms':>8}"
+    ]
+    for budget, r in results.items():
+        ratio = r["ours_retained"] / r["trim_retained"] if r["trim_retained"] else float("inf")
+        verdict = (
+            f"  {'PASS' if ratio >= TARGET and r['violations'] == 0 else 'MISS'} >= {TARGET}x"
+            if budget == "25%"
+            else ""
+        )
+        lines.append(
+            f"{budget:<8}{r['ours_retained']:>10.1%}{r['trim_retained']:>10.1%}{ratio:>8.2f}"
+            f"{r['ours_budget_use']:>10.1%}{r['trim_budget_use']:>10.1%}{r['llm_calls']:>11}"
+            f"{r['violations']:>12}{r['latency_ms']:>8.1f}{verdict}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--conversations", type=int, default=40)
+    parser.add_argument("--turns", type=int, default=120)
+    parser.add_argument("--out", default="bench/results/optimizer_bench.json")
+    args = parser.parse_args()
+    results = run(args.conversations, args.turns)
+    publish(
+        args.out,
+        {"conversations": args.conversations, "turns": args.turns, "budgets": results},
+        report(results),
+    )
+
+
+if __name__ == "__main__":
+    main()
