@@ -61,7 +61,9 @@ def fact(kind: str, n: int) -> tuple[str, str]:
     """A planted fact's text and its marker (what must survive)."""
     marker = f"{kind[:3].upper()}{n:05d}"
     texts = {
-        "amount": f"Invoice {marker} totals 1,{n % 900 + 100}.50 EUR and is due 2026-12-{n % 28 + 1:02d}.",
+        "amount": (
+            f"Invoice {marker} totals 1,{n % 900 + 100}.50 EUR, due 2026-12-{n % 28 + 1:02d}."
+        ),
         "decision": f"We decided to go with plan {marker}; Dana owns the rollout.",
         "error": f"The deploy failed with error code {marker} (HTTP 503) at 14:05.",
         "preference": f"I prefer weekly reports; my account is {marker}.",
