@@ -5,13 +5,16 @@ Rules:
 - a callable is used as given; a chat model counts with its own
   `get_num_tokens_from_messages` when it has one of its own (ChatOpenAI, Anthropic...);
 - an OpenAI model name ("gpt-4o", "openai:gpt-4.1") counts with tiktoken, the way
-  OpenAI's chat format does (3 tokens per message and 3 to prime the reply);
+  OpenAI's chat format does (3 tokens per message and 3 to prime the reply); when
+  tiktoken cannot load the encoding (it downloads it once; offline machines need
+  TIKTOKEN_CACHE_DIR), the estimate is used, with a warning;
 - anything else, and None, is `count_tokens_approximately` (about 4 characters a token).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +24,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
 from langmem_prod.errors import ConfigurationError
+
+logger = logging.getLogger("langmem_prod.tokens")
 
 TokenCounter = Callable[[Sequence[BaseMessage]], int]
 _PER_MESSAGE = 3
@@ -67,9 +72,20 @@ def _tiktoken_counter(name: str) -> TokenCounter:
 
     bare = name.removeprefix("openai:")
     try:
-        encoding = tiktoken.encoding_for_model(bare)
-    except KeyError:
-        encoding = tiktoken.get_encoding("o200k_base")
+        try:
+            encoding = tiktoken.encoding_for_model(bare)
+        except KeyError:
+            encoding = tiktoken.get_encoding("o200k_base")
+    except Exception as exc:  # tiktoken downloads its encodings on first use
+        logger.warning(
+            "tiktoken could not load the encoding of %s (%s: %s); counting tokens "
+            "approximately. Set TIKTOKEN_CACHE_DIR to a directory holding the encoding "
+            "for offline use",
+            name,
+            type(exc).__name__,
+            exc,
+        )
+        return count_tokens_approximately
 
     def count(messages: Sequence[BaseMessage]) -> int:
         total = _REPLY_PRIMING
