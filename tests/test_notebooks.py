@@ -49,4 +49,9 @@ EXPECTED = {
         ("ai: Your name is Linus.", 1),  # the transcript node kept every turn
         ("(['tool', 'ai'], ['ai', 'tool'])", 1),  # last=2 and a page
     ],
+    "03_context_optimizer.ipynb": [
+        ("(0, 0)", 1),  # trim_messages lost both facts
+        ("I still know about: E7731, INV-20417", 2),  # the graph kept them, turn after turn
+        ("'Invoice INV-20417 is 1,240.50 EUR.'", 1),  # the memory kept the fact
+    ],
 }
