@@ -2,9 +2,9 @@
 
 from langmem_prod.history._base import Transcript
 from langmem_prod.history._shared import aclose_shared_connections, close_shared_connections
+from langmem_prod.history.context_memory import ContextAwareMemory
 from langmem_prod.history.memory import (
     ChatMemory,
-    ContextAwareMemory,
     ConversationBufferMemory,
     ConversationSummaryBufferMemory,
     ConversationTokenBufferMemory,

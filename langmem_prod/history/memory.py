@@ -1,4 +1,4 @@
-"""Memory classes over any chat history: buffer, token window, summary buffer, context-aware.
+"""Memory classes over any chat history: buffer, token window and summary buffer.
 
 Rules:
 - a memory reads its conversation from a `BaseChatMessageHistory` and appends each turn
@@ -9,8 +9,6 @@ Rules:
   tool result is never separated from the call that asked for it;
 - a summary buffer summarizes only what newly overflowed, once: the running summary and
   where it stops are saved in the history's state; no LLM call when nothing overflowed;
-- a context-aware memory runs the context optimizer; its summary, what it covers and
-  the importance scores are saved in the history's state;
 - every method has an async twin that awaits the history's and the model's async API;
 - with the `[classic]` extra installed, the classes are also `langchain_classic`
   `BaseMemory`s, so legacy chains accept them.
@@ -38,7 +36,6 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from langmem_prod.errors import InvalidInputError
 from langmem_prod.history._base import ChatHistoryBase, Transcript
-from langmem_prod.optimizer._flow import message_key
 from langmem_prod.tokens import TokenCounter, token_counter
 
 if TYPE_CHECKING:
@@ -123,6 +120,24 @@ class ChatMemory(_Root):
 
     def _select(self, transcript: Transcript) -> list[BaseMessage]:
         return transcript.messages
+
+    def _save_state(self, state: dict[str, Any] | None) -> None:
+        """Save the conversation's state (in the history when it can hold it); None: no-op."""
+        if state is None:
+            return
+        if isinstance(self.history, ChatHistoryBase):
+            self.history.save_state(state)
+        else:
+            self._state = state
+
+    async def _asave_state(self, state: dict[str, Any] | None) -> None:
+        """Async `_save_state`."""
+        if state is None:
+            return
+        if isinstance(self.history, ChatHistoryBase):
+            await self.history.asave_state(state)
+        else:
+            self._state = state
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """The conversation so far, as messages (or a string without `return_messages`)."""
@@ -296,18 +311,6 @@ class ConversationSummaryBufferMemory(ChatMemory):
         head: list[BaseMessage] = [SystemMessage(self.summary_prefix + summary)] if summary else []
         return head + keep
 
-    def _save_state(self, state: dict[str, Any]) -> None:
-        if isinstance(self.history, ChatHistoryBase):
-            self.history.save_state(state)
-        else:
-            self._state = state
-
-    async def _asave_state(self, state: dict[str, Any]) -> None:
-        if isinstance(self.history, ChatHistoryBase):
-            await self.history.asave_state(state)
-        else:
-            self._state = state
-
     def summarize(self) -> list[BaseMessage]:
         """Summarize what newly overflowed (if anything); return the memory's messages."""
         transcript = self._load()
@@ -345,84 +348,3 @@ class ConversationSummaryBufferMemory(ChatMemory):
         """Async `save_context`."""
         await super().asave_context(inputs, outputs)
         await self.asummarize()
-
-
-class ContextAwareMemory(ChatMemory):
-    """The conversation as the context optimizer shapes it: what matters, within budget.
-
-    Each load runs `optimizer` (a `ContextOptimizer`) over the newest `fetch_last`
-    messages: important messages are kept, the rest enter a running summary. The
-    summary, what it covers and the importance scores are saved in the history's state
-    (langmem_prod histories; others keep them in this object), so a later load scores
-    only new messages and summarizes only what newly dropped.
-
-    Example:
-        >>> from langmem_prod import RedisChatMessageHistory
-        >>> from langmem_prod.embedded import embedded_redis
-        >>> from langmem_prod.optimizer import ContextOptimizer
-        >>> with embedded_redis() as url:
-        ...     history = RedisChatMessageHistory("s1", url)
-        ...     memory = ContextAwareMemory(
-        ...         history=history, optimizer=ContextOptimizer(80, keep_last=2)
-        ...     )
-        ...     memory.save_context({"input": "My invoice INV-17 is 90 EUR."}, {"output": "Noted."})
-        ...     memory.save_context({"input": "Bob owns the refund."}, {"output": "OK."})
-        ...     for n in range(5):
-        ...         memory.save_context({"input": "hello"}, {"output": "hi!"})
-        ...     for message in memory.load_memory_variables({})["history"]:
-        ...         print(f"{message.type}: {message.content}")
-        human: My invoice INV-17 is 90 EUR.
-        human: Bob owns the refund.
-        human: hello
-        ai: hi!
-    """
-
-    optimizer: Any
-    fetch_last: int | None = Field(default=500, ge=1)
-    state_key: str = "context"
-
-    def _arguments(self, transcript: Transcript) -> dict[str, Any]:
-        own = transcript.state.get(self.state_key) or {}
-        self.optimizer.remember(own.get("scores") or {})
-        return {"summary": own.get("summary"), "summarized": own.get("summarized") or ()}
-
-    def _changed(self, transcript: Transcript, result: Any) -> dict[str, Any] | None:
-        own = transcript.state.get(self.state_key) or {}
-        present = {message_key(m) for m in transcript.messages}
-        covered = set(own.get("summarized") or ()) | {message_key(m) for m in result.summarized}
-        new = {
-            "summary": result.summary,
-            "summarized": sorted(covered & present),
-            "scores": {k: v for k, v in result.scores.items() if k in present},
-        }
-        return None if new == own else {**transcript.state, self.state_key: new}
-
-    def _persist(self, state: dict[str, Any] | None) -> None:
-        if state is None:
-            return
-        if isinstance(self.history, ChatHistoryBase):
-            self.history.save_state(state)
-        else:
-            self._state = state
-
-    async def _apersist(self, state: dict[str, Any] | None) -> None:
-        if state is None:
-            return
-        if isinstance(self.history, ChatHistoryBase):
-            await self.history.asave_state(state)
-        else:
-            self._state = state
-
-    def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """The optimized conversation: kept messages with the summary message."""
-        transcript = self._load()
-        result = self.optimizer.optimize(transcript.messages, **self._arguments(transcript))
-        self._persist(self._changed(transcript, result))
-        return self._render(result.llm_input)
-
-    async def aload_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Async `load_memory_variables`."""
-        transcript = await self._aload()
-        result = await self.optimizer.aoptimize(transcript.messages, **self._arguments(transcript))
-        await self._apersist(self._changed(transcript, result))
-        return self._render(result.llm_input)

@@ -15,9 +15,9 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from pydantic import Field
 
 from langmem_prod import errors
+from langmem_prod.history.context_memory import ContextAwareMemory
 from langmem_prod.history.memory import (
     ChatMemory,
-    ContextAwareMemory,
     ConversationBufferMemory,
     ConversationSummaryBufferMemory,
     ConversationTokenBufferMemory,
