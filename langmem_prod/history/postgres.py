@@ -17,6 +17,7 @@ from langmem_prod.history._pg import PgConversation, setup_gen, sweep_gen
 from langmem_prod.history._shared import apg_pool, pg_pool
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase
+from langmem_prod.store._worker import ThreadWorker
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
 
@@ -129,3 +130,22 @@ class PostgresChatMessageHistory(ChatHistoryBase):
     async def asweep(self) -> int:
         """Async `sweep`."""
         return await self._arun(sweep_gen(self._schema, self._clock()))
+
+    def start_sweeper(self, interval: float = 300.0) -> ThreadWorker:
+        """Sweep the schema's expired conversations every `interval` seconds, in a thread.
+
+        One sweeper per process is enough (it sweeps every conversation of the schema);
+        stop it with `.stop()`.
+        """
+        if interval <= 0:
+            raise ConfigurationError("interval must be a positive number of seconds")
+
+        def sweep_round() -> float:
+            self.sweep()
+            return interval
+
+        worker = ThreadWorker(
+            sweep_round, name=f"langmem-history-sweeper-{self._schema}", retry_after=interval
+        )
+        worker.start()
+        return worker

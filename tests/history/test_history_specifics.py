@@ -4,6 +4,7 @@ retried appends, the codec hook, what is stored, connections and the Postgres sw
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -266,3 +267,21 @@ async def test_histories_on_one_url_share_connections(pg: PgServer, schema: str)
     assert first._sync.source is second._sync.source is pg_pool(pg.url)
     assert first._async.source is second._async.source is await apg_pool(pg.url)  # type: ignore[union-attr]
     await aclose_shared_connections()
+
+
+def test_the_background_sweeper_deletes_expired_conversations(pg: PgServer, schema: str) -> None:
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        history = PostgresChatMessageHistory("brief", conn, schema=schema, ttl=0.2)
+        history.setup()
+        history.add_messages([HumanMessage("q"), AIMessage("a")])
+        sweeper = history.start_sweeper(interval=0.1)
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                rows = conn.execute(f'SELECT count(*) FROM "{schema}".chat_messages').fetchone()
+                if rows == (0,):
+                    break
+                time.sleep(0.05)
+            assert rows == (0,)
+        finally:
+            assert sweeper.stop()
