@@ -176,9 +176,11 @@ def optimize_gen(
     gone = sorted(set(range(len(candidates))) - set(kept_positions))
     dropped = [candidates[p] for p in gone]
     fresh = [candidates[p] for p in gone if keys[p] not in summarized]
-    summary = previous
+    summary: str | None = previous
     if fresh:
         summary = yield from _summarize(settings, previous, fresh, share, stats)
+    elif previous and count([summary_message(previous)]) > share:  # a long one passed in
+        summary = fit_lines(previous.splitlines(), share, count)
     kept = [candidates[p] for p in kept_positions]
     return _result(
         kept, summary, dropped=dropped, fresh=fresh, cache=cache, stats=stats, settings=settings

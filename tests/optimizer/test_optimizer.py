@@ -135,3 +135,11 @@ def test_the_summary_is_incremental_and_capped() -> None:
     second = optimizer.optimize(chat(20), summary=first.summary, summarized=[])
     assert optimizer.counter([HumanMessage(second.summary or "")]) <= 60
     assert second.stats.tokens_after <= 200
+
+
+def test_a_long_summary_passed_in_is_capped() -> None:
+    optimizer = ContextOptimizer(200, keep_last=2, max_summary_tokens=40)
+    long = "\n".join(f"- user: invoice INV-{n} is {n} EUR" for n in range(50))
+    result = optimizer.optimize(chat(10), summary=long, summarized=["gone:0"])
+    assert result.stats.tokens_after <= 200
+    assert optimizer.counter([HumanMessage(result.summary or "")]) <= 40
