@@ -21,6 +21,7 @@ __all__ = [
     "BackendTimeoutError",
     "BackendUnavailableError",
     "ConfigurationError",
+    "DecryptionError",
     "EmbeddingError",
     "FeatureUnavailableError",
     "InvalidFilterError",
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidMessageError",
     "InvalidNamespaceError",
     "InvalidValueError",
+    "KeyShreddedError",
     "LangmemError",
     "SchemaNotReadyError",
     "SyncCallInEventLoopError",
@@ -112,3 +114,12 @@ class BackendUnavailableError(LangmemError, ConnectionError):
 
 class BackendTimeoutError(BackendUnavailableError, TimeoutError):
     """The database did not answer within the configured time."""
+
+
+class DecryptionError(LangmemError):
+    """Stored ciphertext cannot be decrypted: altered, copied from another owner, or
+    sealed with a key that is not in the keyring. Never answered with garbage."""
+
+
+class KeyShreddedError(DecryptionError):
+    """The tenant's data key was destroyed (crypto-shredding): its data is unreadable."""
