@@ -32,6 +32,7 @@ __all__ = [
     "InvalidValueError",
     "KeyShreddedError",
     "LangmemError",
+    "RateLimitedError",
     "SchemaNotReadyError",
     "SyncCallInEventLoopError",
     "ValueNotSerializableError",
@@ -117,9 +118,19 @@ class BackendTimeoutError(BackendUnavailableError, TimeoutError):
 
 
 class DecryptionError(LangmemError):
-    """Stored ciphertext cannot be decrypted: altered, copied from another owner, or
-    sealed with a key that is not in the keyring. Never answered with garbage."""
+    """Stored ciphertext cannot be decrypted (altered, another owner's, or an unknown key).
+
+    It is never answered with garbage.
+    """
 
 
 class KeyShreddedError(DecryptionError):
     """The tenant's data key was destroyed (crypto-shredding): its data is unreadable."""
+
+
+class RateLimitedError(LangmemError):
+    """A tenant went over its rate limit; `retry_after` says how many seconds to wait."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
