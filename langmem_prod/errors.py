@@ -35,6 +35,9 @@ __all__ = [
     "RateLimitedError",
     "SchemaNotReadyError",
     "SyncCallInEventLoopError",
+    "TenantAccessError",
+    "TenantExistsError",
+    "TenantNotFoundError",
     "ValueNotSerializableError",
     "ValueTooLargeError",
 ]
@@ -134,3 +137,15 @@ class RateLimitedError(LangmemError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TenantNotFoundError(LangmemError, LookupError):
+    """No tenant has this id in the registry."""
+
+
+class TenantExistsError(InvalidInputError):
+    """A tenant with this id is already registered."""
+
+
+class TenantAccessError(LangmemError, PermissionError):
+    """The tenant is suspended, or the agent is not allowed to act for it."""

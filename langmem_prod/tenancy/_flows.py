@@ -1,0 +1,235 @@
+"""The tenant registry's operations on each backend, as generators of effects (no I/O).
+
+Rules:
+- PostgreSQL: one row per tenant in `{schema}.tenants` (migration track "tenancy");
+  Redis: one hash per tenant and a sorted set of ids, all under the hash tag
+  `{<prefix>:tenants}`, so a registry lives in one slot of a cluster;
+- creating a tenant that exists is refused atomically (ON CONFLICT / a Lua script);
+- every tenant gets a random 32-byte salt for its data keys; shredding deletes it, which
+  makes the tenant's encrypted data unreadable (crypto-shredding);
+- a missing tenant is `TenantNotFoundError`, with the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from langmem_prod.errors import TenantExistsError, TenantNotFoundError
+from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._schema import Migration, pending, versions_gen
+from langmem_prod.store.postgres._sql import Statement, render
+from langmem_prod.store.redis._effects import Pipeline, script
+from langmem_prod.tenancy.tenants import Tenant, settings_json, tenant_from
+
+SALT_BYTES = 32
+TENANCY_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "tenant registry",
+        (
+            """CREATE TABLE {s}.tenants (
+                id text COLLATE "C" PRIMARY KEY,
+                name text NOT NULL,
+                plan text NOT NULL,
+                settings jsonb NOT NULL,
+                status text NOT NULL,
+                salt bytea,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL)""",
+        ),
+    ),
+)
+_COLUMNS = "id, name, plan, settings::text, status, created_at"
+_INSERT = (
+    "INSERT INTO {s}.tenants (id, name, plan, settings, status, salt, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING "
+    + _COLUMNS
+)
+_UPDATE = (
+    "UPDATE {s}.tenants SET name = %s, plan = %s, settings = %s::jsonb, status = %s, "
+    "updated_at = %s WHERE id = %s RETURNING " + _COLUMNS
+)
+_SELECT = "SELECT " + _COLUMNS + " FROM {s}.tenants WHERE id = %s"
+_LIST = "SELECT " + _COLUMNS + " FROM {s}.tenants ORDER BY id"
+_SALT = "SELECT salt FROM {s}.tenants WHERE id = %s"
+_SHRED = "UPDATE {s}.tenants SET salt = NULL, updated_at = %s WHERE id = %s RETURNING id"
+_DELETE = "DELETE FROM {s}.tenants WHERE id = %s RETURNING id"
+
+
+def _missing(tenant_id: str) -> TenantNotFoundError:
+    return TenantNotFoundError(f"no tenant {tenant_id!r} is registered; create it first")
+
+
+def _one(rows: list[Any], tenant_id: str) -> Any:
+    if not rows:
+        raise _missing(tenant_id)
+    return rows[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PgRegistryFlows:
+    """The registry's operations on PostgreSQL."""
+
+    schema: str
+
+    def _sql(self, template: str) -> str:
+        return render(template, self.schema)
+
+    def setup_gen(self) -> Generator[Execute, Any, None]:
+        """Create or upgrade the registry table."""
+        versions = yield from versions_gen(self.schema)
+        todo = pending("tenancy", TENANCY_MIGRATIONS, versions.get("tenancy", 0), self.schema, None)
+        if todo:
+            yield Execute(tuple(todo))
+
+    def create_gen(self, tenant: Tenant, now: datetime) -> Generator[Execute, Any, Tenant]:
+        """Register a new tenant (refused if the id is taken)."""
+        settings = settings_json(tenant).decode()
+        salt = os.urandom(SALT_BYTES)
+        params = (tenant.id, tenant.name, tenant.plan, settings, tenant.status, salt, now, now)
+        (rows,) = yield Execute((Statement(self._sql(_INSERT), params),))
+        if not rows:
+            raise TenantExistsError(f"tenant {tenant.id!r} already exists; update it instead")
+        return tenant_from(rows[0])
+
+    def update_gen(self, tenant: Tenant, now: datetime) -> Generator[Execute, Any, Tenant]:
+        """Replace a tenant's name, plan, settings and status."""
+        params = (tenant.name, tenant.plan, settings_json(tenant).decode(), tenant.status)
+        (rows,) = yield Execute((Statement(self._sql(_UPDATE), (*params, now, tenant.id)),))
+        return tenant_from(_one(rows, tenant.id))
+
+    def get_gen(self, tenant_id: str) -> Generator[Execute, Any, Tenant]:
+        """One tenant."""
+        (rows,) = yield Execute((Statement(self._sql(_SELECT), (tenant_id,)),))
+        return tenant_from(_one(rows, tenant_id))
+
+    def list_gen(self) -> Generator[Execute, Any, list[Tenant]]:
+        """Every tenant, by id."""
+        (rows,) = yield Execute((Statement(self._sql(_LIST)),))
+        return [tenant_from(row) for row in rows]
+
+    def salt_gen(self, tenant_id: str) -> Generator[Execute, Any, bytes | None]:
+        """The tenant's data-key salt; None once shredded."""
+        (rows,) = yield Execute((Statement(self._sql(_SALT), (tenant_id,)),))
+        salt = _one(rows, tenant_id)[0]
+        return None if salt is None else bytes(salt)
+
+    def shred_gen(self, tenant_id: str, now: datetime) -> Generator[Execute, Any, None]:
+        """Destroy the tenant's salt: its encrypted data can no longer be read."""
+        (rows,) = yield Execute((Statement(self._sql(_SHRED), (now, tenant_id)),))
+        _one(rows, tenant_id)
+
+    def delete_gen(self, tenant_id: str) -> Generator[Execute, Any, None]:
+        """Remove the tenant from the registry."""
+        (rows,) = yield Execute((Statement(self._sql(_DELETE), (tenant_id,)),))
+        _one(rows, tenant_id)
+
+
+CREATE = """
+-- KEYS: tenant hash, id set; ARGV: id, name, plan, settings, status, salt, created
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'plan', ARGV[3], 'settings', ARGV[4],
+  'status', ARGV[5], 'salt', ARGV[6], 'created_at', ARGV[7])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return 1
+"""
+UPDATE = """
+-- KEYS: tenant hash; ARGV: name, plan, settings, status
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'plan', ARGV[2], 'settings', ARGV[3],
+  'status', ARGV[4])
+return 1
+"""
+SCRIPTS = {"tenant_create": CREATE, "tenant_update": UPDATE}
+SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}
+_FIELDS = ("name", "plan", "settings", "status", "created_at")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisRegistryFlows:
+    """The registry's operations on Redis."""
+
+    prefix: str
+
+    def _key(self, tenant_id: str) -> str:
+        return f"{self.prefix}:{{{self.prefix}:tenants}}:t:{tenant_id}"
+
+    @property
+    def _ids(self) -> str:
+        return f"{self.prefix}:{{{self.prefix}:tenants}}:ids"
+
+    def _tenant(self, tenant_id: str, values: list[Any]) -> Tenant:
+        if values[0] is None:
+            raise _missing(tenant_id)
+        name, plan, settings, status, created = (_text(v) for v in values)
+        return tenant_from(
+            (tenant_id, name, plan, settings, status, datetime.fromisoformat(created))
+        )
+
+    def setup_gen(self) -> Generator[Pipeline, Any, None]:
+        """Nothing to create on Redis (kept for symmetry)."""
+        yield from ()
+
+    def create_gen(self, tenant: Tenant, now: datetime) -> Generator[Pipeline, Any, Tenant]:
+        """Register a new tenant (refused if the id is taken)."""
+        settings, salt = settings_json(tenant), os.urandom(SALT_BYTES)
+        args = (tenant.id, tenant.name, tenant.plan, settings, tenant.status, salt, now.isoformat())
+        command = script("tenant_create", (self._key(tenant.id), self._ids), args, SHAS)
+        (created,) = yield Pipeline((command,), scripted=True)
+        if not created:
+            raise TenantExistsError(f"tenant {tenant.id!r} already exists; update it instead")
+        return tenant.with_changes(created_at=now)
+
+    def update_gen(self, tenant: Tenant, now: datetime) -> Generator[Pipeline, Any, Tenant]:
+        """Replace a tenant's name, plan, settings and status."""
+        del now
+        args = (tenant.name, tenant.plan, settings_json(tenant), tenant.status)
+        command = script("tenant_update", (self._key(tenant.id),), args, SHAS)
+        (updated,) = yield Pipeline((command,), scripted=True)
+        if not updated:
+            raise _missing(tenant.id)
+        return (yield from self.get_gen(tenant.id))
+
+    def get_gen(self, tenant_id: str) -> Generator[Pipeline, Any, Tenant]:
+        """One tenant."""
+        (values,) = yield Pipeline((("HMGET", self._key(tenant_id), *_FIELDS),))
+        return self._tenant(tenant_id, values)
+
+    def list_gen(self) -> Generator[Pipeline, Any, list[Tenant]]:
+        """Every tenant, by id."""
+        (ids,) = yield Pipeline((("ZRANGE", self._ids, 0, -1),))
+        names = [_text(i) for i in ids]
+        if not names:
+            return []
+        rows = yield Pipeline(tuple(("HMGET", self._key(n), *_FIELDS) for n in names))
+        return [self._tenant(n, values) for n, values in zip(names, rows, strict=True) if values[0]]
+
+    def salt_gen(self, tenant_id: str) -> Generator[Pipeline, Any, bytes | None]:
+        """The tenant's data-key salt; None once shredded."""
+        (values,) = yield Pipeline((("HMGET", self._key(tenant_id), "name", "salt"),))
+        if values[0] is None:
+            raise _missing(tenant_id)
+        return values[1]  # type: ignore[no-any-return]
+
+    def shred_gen(self, tenant_id: str, now: datetime) -> Generator[Pipeline, Any, None]:
+        """Destroy the tenant's salt: its encrypted data can no longer be read."""
+        del now
+        yield from self.salt_gen(tenant_id)
+        yield Pipeline((("HDEL", self._key(tenant_id), "salt"),))
+
+    def delete_gen(self, tenant_id: str) -> Generator[Pipeline, Any, None]:
+        """Remove the tenant from the registry."""
+        (deleted, _) = yield Pipeline(
+            (("DEL", self._key(tenant_id)), ("ZREM", self._ids, tenant_id)), atomic=True
+        )
+        if not deleted:
+            raise _missing(tenant_id)

@@ -1,0 +1,152 @@
+"""The tenant registry on every backend: plans and overrides, status, salts, shredding."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from langmem_prod.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    KeyShreddedError,
+    TenantExistsError,
+    TenantNotFoundError,
+)
+from langmem_prod.security import Envelope, Keyring, new_master_key
+from langmem_prod.tenancy import PostgresTenantRegistry, RedisTenantRegistry, TenantRegistry
+from tests.backends import Backend
+from tests.conftest import PgServer, RedisServer
+
+
+@pytest.fixture
+async def registry(
+    backend_server: PgServer | RedisServer, flavour: str
+) -> AsyncIterator[tuple[TenantRegistry, str]]:
+    backend = Backend(backend_server)
+    place = backend.place()
+    if backend.kind == "postgres":
+        made: TenantRegistry = PostgresTenantRegistry(
+            await backend._pg_source(flavour), schema=place
+        )
+    else:
+        made = RedisTenantRegistry(backend._redis_client(flavour), prefix=place)
+    if flavour == "async":
+        await made.asetup()
+    else:
+        await asyncio.to_thread(made.setup)
+    yield made, flavour
+    await backend.cleanup()
+
+
+async def call(subject: tuple[TenantRegistry, str], method: str, *args: Any, **kwargs: Any) -> Any:
+    registry, flavour = subject
+    if flavour == "async" and hasattr(registry, "a" + method):
+        return await getattr(registry, "a" + method)(*args, **kwargs)
+    if flavour == "async":
+        pytest.skip(f"{method} has no async twin yet")
+    return await asyncio.to_thread(getattr(registry, method), *args, **kwargs)
+
+
+async def test_plans_overrides_and_updates(registry: tuple[TenantRegistry, str]) -> None:
+    acme = await call(
+        registry,
+        "create",
+        "acme",
+        name="Acme",
+        plan="pro",
+        max_items=500,
+        allowed_agents=["support"],
+    )
+    assert (acme.max_items, acme.max_bytes, acme.isolation, acme.encryption) == (
+        500,
+        1 << 30,
+        "moderate",
+        True,
+    )
+    assert acme.allowed_agents == frozenset({"support"}) and acme.created_at is not None
+    await call(registry, "create", "globex", residency="eu")
+    got = await call(registry, "get", "acme")
+    assert got.name == "Acme" and got.max_items == 500 and got.plan == "pro"
+    changed = await call(
+        registry, "update", "acme", isolation="strict", name="Acme Inc", plan="enterprise"
+    )
+    assert (
+        changed.isolation == "strict"
+        and changed.max_items == 500
+        and changed.retention_days is None
+    )
+    assert [t.id for t in await call(registry, "list_tenants")] == ["acme", "globex"]
+    assert (await call(registry, "get", "globex")).residency == "eu"
+
+
+async def test_errors_name_what_is_wrong(registry: tuple[TenantRegistry, str]) -> None:
+    await call(registry, "create", "acme")
+    with pytest.raises(TenantExistsError, match="'acme' already exists"):
+        await call(registry, "create", "acme")
+    with pytest.raises(TenantNotFoundError, match="no tenant 'nope'"):
+        await call(registry, "get", "nope")
+    with pytest.raises(TenantNotFoundError):
+        await call(registry, "update", "nope", name="x")
+    with pytest.raises(InvalidInputError, match="a tenant id is"):
+        await call(registry, "create", "bad.id")
+    with pytest.raises(ConfigurationError, match="unknown plan"):
+        await call(registry, "create", "x1", plan="platinum")
+    with pytest.raises(ConfigurationError, match="unknown tenant settings"):
+        await call(registry, "create", "x2", max_items_per_day=3)
+    with pytest.raises(ConfigurationError, match="isolation must be one of"):
+        await call(registry, "create", "x3", isolation="total")
+    assert [t.id for t in await call(registry, "list_tenants")] == ["acme"]  # nothing half-made
+
+
+async def test_concurrent_creates_of_one_id_make_one_tenant(
+    registry: tuple[TenantRegistry, str],
+) -> None:
+    reg, flavour = registry
+    if flavour == "async":
+        results = await asyncio.gather(
+            *(reg.acreate("race") for _ in range(8)), return_exceptions=True
+        )
+    else:
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(reg.create, "race") for _ in range(8)]
+        results = [f.exception() or f.result() for f in futures]
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, TenantExistsError) for r in results if isinstance(r, Exception))
+
+
+def test_salts_feed_encryption_and_shredding_makes_data_unreadable(
+    backend_server: PgServer | RedisServer,
+) -> None:
+    backend = Backend(backend_server)
+    place = backend.place()
+    if backend.kind == "postgres":
+        reg: TenantRegistry = PostgresTenantRegistry(
+            asyncio.run(backend._pg_source("sync")), schema=place
+        )
+    else:
+        reg = RedisTenantRegistry(backend._redis_client("sync"), prefix=place)
+    reg.setup()
+    reg.create("acme")
+    reg.create("globex")
+    salts = {t: reg.salt(t) for t in ("acme", "globex")}
+    assert (
+        all(s is not None and len(s) == 32 for s in salts.values())
+        and len(set(salts.values())) == 2
+    )
+    keyring = Keyring.from_env({"LANGMEM_MASTER_KEYS": f"k1:{new_master_key()}"})
+    envelope = Envelope(keyring, reg.salt)
+    sealed = {t: envelope.seal(t, f"{t} secret".encode(), b"aad") for t in salts}
+    reg.shred("acme")
+    keyring.forget("acme")
+    assert reg.salt("acme") is None
+    with pytest.raises(KeyShreddedError):
+        envelope.open("acme", sealed["acme"], b"aad")
+    assert envelope.open("globex", sealed["globex"], b"aad") == b"globex secret"
+    reg.delete("globex")
+    with pytest.raises(TenantNotFoundError):
+        reg.salt("globex")
+    asyncio.run(backend.cleanup())
