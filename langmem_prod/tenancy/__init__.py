@@ -6,6 +6,7 @@ from langmem_prod.tenancy.registry import (
     RedisTenantRegistry,
     TenantRegistry,
 )
+from langmem_prod.tenancy.tenant_store import TenantStore
 from langmem_prod.tenancy.tenants import PLANS, Plan, Tenant
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "RedisTenantRegistry",
     "Tenant",
     "TenantRegistry",
+    "TenantStore",
 ]

@@ -63,6 +63,11 @@ class TenantRegistry:
         tenant = yield from self._flows.get_gen(check_tenant_id(tenant_id))
         return (yield from self._flows.update_gen(tenant.with_changes(**changes), self._clock()))
 
+    @property
+    def is_async(self) -> bool:
+        """Whether the registry runs on an async client (its a-methods work)."""
+        return isinstance(self._runner, AsyncRunnerBase)
+
     def _sync(self) -> SyncRunnerBase[Any]:
         if not isinstance(self._runner, SyncRunnerBase):
             raise ConfigurationError("this registry was built on an async client; use a-methods")
