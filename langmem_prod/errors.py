@@ -32,6 +32,7 @@ __all__ = [
     "InvalidValueError",
     "KeyShreddedError",
     "LangmemError",
+    "QuotaExceededError",
     "RateLimitedError",
     "SchemaNotReadyError",
     "SyncCallInEventLoopError",
@@ -149,3 +150,7 @@ class TenantExistsError(InvalidInputError):
 
 class TenantAccessError(LangmemError, PermissionError):
     """The tenant is suspended, or the agent is not allowed to act for it."""
+
+
+class QuotaExceededError(LangmemError):
+    """A write would take a tenant over its item or byte quota; nothing was written."""

@@ -22,6 +22,7 @@ from typing import Any
 from langmem_prod.errors import TenantExistsError, TenantNotFoundError
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._schema import Migration, pending, versions_gen
+from langmem_prod.store.postgres._schema import setup_gen as store_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 from langmem_prod.store.redis._effects import Pipeline, script
 from langmem_prod.tenancy.tenants import Tenant, settings_json, tenant_from
@@ -45,20 +46,55 @@ TENANCY_MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 _COLUMNS = "id, name, plan, settings::text, status, created_at"
-_INSERT = (
-    "INSERT INTO {s}.tenants (id, name, plan, settings, status, salt, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING RETURNING "
-    + _COLUMNS
+# A new tenant's usage starts from what its namespaces already hold.
+_INSERT = """
+WITH t AS (
+  INSERT INTO {s}.tenants (id, name, plan, settings, status, salt, created_at, updated_at)
+  VALUES (%(id)s, %(name)s, %(plan)s, %(settings)s::jsonb, %(status)s, %(salt)s, %(now)s, %(now)s)
+  ON CONFLICT (id) DO NOTHING RETURNING *
+), usage AS (
+  INSERT INTO {s}.tenant_usage (tenant_id, items, bytes, max_items, max_bytes)
+  SELECT t.id, count(i.key), coalesce(sum(octet_length(i.value::text)), 0),
+         %(max_items)s, %(max_bytes)s
+  FROM t LEFT JOIN {s}.items i
+    ON i.prefix = 'tenants.' || t.id OR starts_with(i.prefix, 'tenants.' || t.id || '.')
+  GROUP BY t.id
+  ON CONFLICT (tenant_id) DO UPDATE SET max_items = EXCLUDED.max_items,
+    max_bytes = EXCLUDED.max_bytes, items = EXCLUDED.items, bytes = EXCLUDED.bytes
 )
-_UPDATE = (
-    "UPDATE {s}.tenants SET name = %s, plan = %s, settings = %s::jsonb, status = %s, "
-    "updated_at = %s WHERE id = %s RETURNING " + _COLUMNS
+SELECT id, name, plan, settings::text, status, created_at FROM t"""
+_UPDATE = """
+WITH t AS (
+  UPDATE {s}.tenants SET name = %(name)s, plan = %(plan)s, settings = %(settings)s::jsonb,
+    status = %(status)s, updated_at = %(now)s
+  WHERE id = %(id)s RETURNING *
+), usage AS (
+  UPDATE {s}.tenant_usage u SET max_items = %(max_items)s, max_bytes = %(max_bytes)s
+  FROM t WHERE u.tenant_id = t.id
 )
+SELECT id, name, plan, settings::text, status, created_at FROM t"""
+_USAGE = "SELECT items, bytes, max_items, max_bytes FROM {s}.tenant_usage WHERE tenant_id = %s"
 _SELECT = "SELECT " + _COLUMNS + " FROM {s}.tenants WHERE id = %s"
 _LIST = "SELECT " + _COLUMNS + " FROM {s}.tenants ORDER BY id"
 _SALT = "SELECT salt FROM {s}.tenants WHERE id = %s"
 _SHRED = "UPDATE {s}.tenants SET salt = NULL, updated_at = %s WHERE id = %s RETURNING id"
-_DELETE = "DELETE FROM {s}.tenants WHERE id = %s RETURNING id"
+_DELETE = """
+WITH usage AS (DELETE FROM {s}.tenant_usage WHERE tenant_id = %(id)s)
+DELETE FROM {s}.tenants WHERE id = %(id)s RETURNING id"""
+
+
+def usage_report(
+    items: int, size: int, max_items: int | None, max_bytes: int | None
+) -> dict[str, Any]:
+    """A tenant's usage and how much of each quota it takes (None: unlimited)."""
+    return {
+        "items": int(items),
+        "bytes": int(size),
+        "max_items": max_items,
+        "max_bytes": max_bytes,
+        "items_used": None if not max_items else round(int(items) / max_items, 4),
+        "bytes_used": None if not max_bytes else round(int(size) / max_bytes, 4),
+    }
 
 
 def _missing(tenant_id: str) -> TenantNotFoundError:
@@ -81,27 +117,44 @@ class PgRegistryFlows:
         return render(template, self.schema)
 
     def setup_gen(self) -> Generator[Execute, Any, None]:
-        """Create or upgrade the registry table."""
+        """Create or upgrade the store's tables (usage is counted on them) and the registry."""
+        yield from store_setup_gen(self.schema, None)
         versions = yield from versions_gen(self.schema)
         todo = pending("tenancy", TENANCY_MIGRATIONS, versions.get("tenancy", 0), self.schema, None)
         if todo:
             yield Execute(tuple(todo))
 
+    @staticmethod
+    def _params(tenant: Tenant, now: datetime) -> dict[str, Any]:
+        return {
+            "id": tenant.id,
+            "name": tenant.name,
+            "plan": tenant.plan,
+            "settings": settings_json(tenant).decode(),
+            "status": tenant.status,
+            "now": now,
+            "max_items": tenant.max_items,
+            "max_bytes": tenant.max_bytes,
+        }
+
     def create_gen(self, tenant: Tenant, now: datetime) -> Generator[Execute, Any, Tenant]:
-        """Register a new tenant (refused if the id is taken)."""
-        settings = settings_json(tenant).decode()
-        salt = os.urandom(SALT_BYTES)
-        params = (tenant.id, tenant.name, tenant.plan, settings, tenant.status, salt, now, now)
+        """Register a new tenant (refused if the id is taken), with its usage row."""
+        params = self._params(tenant, now) | {"salt": os.urandom(SALT_BYTES)}
         (rows,) = yield Execute((Statement(self._sql(_INSERT), params),))
         if not rows:
             raise TenantExistsError(f"tenant {tenant.id!r} already exists; update it instead")
         return tenant_from(rows[0])
 
     def update_gen(self, tenant: Tenant, now: datetime) -> Generator[Execute, Any, Tenant]:
-        """Replace a tenant's name, plan, settings and status."""
-        params = (tenant.name, tenant.plan, settings_json(tenant).decode(), tenant.status)
-        (rows,) = yield Execute((Statement(self._sql(_UPDATE), (*params, now, tenant.id)),))
+        """Replace a tenant's name, plan, settings and status (and its quota limits)."""
+        (rows,) = yield Execute((Statement(self._sql(_UPDATE), self._params(tenant, now)),))
         return tenant_from(_one(rows, tenant.id))
+
+    def usage_gen(self, tenant_id: str) -> Generator[Execute, Any, dict[str, Any]]:
+        """The tenant's items and bytes, and its limits."""
+        (rows,) = yield Execute((Statement(self._sql(_USAGE), (tenant_id,)),))
+        items, size, max_items, max_bytes = _one(rows, tenant_id)
+        return usage_report(items, size, max_items, max_bytes)
 
     def get_gen(self, tenant_id: str) -> Generator[Execute, Any, Tenant]:
         """One tenant."""
@@ -126,7 +179,7 @@ class PgRegistryFlows:
 
     def delete_gen(self, tenant_id: str) -> Generator[Execute, Any, None]:
         """Remove the tenant from the registry."""
-        (rows,) = yield Execute((Statement(self._sql(_DELETE), (tenant_id,)),))
+        (rows,) = yield Execute((Statement(self._sql(_DELETE), {"id": tenant_id}),))
         _one(rows, tenant_id)
 
 

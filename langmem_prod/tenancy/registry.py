@@ -152,6 +152,12 @@ class TenantRegistry:
         """Async `list_tenants`."""
         return await self._async().run(self._flows.list_gen())
 
+    def usage(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's items and bytes, its quotas, and the share of each in use."""
+        if not isinstance(self._flows, PgRegistryFlows):
+            raise ConfigurationError("usage is counted in PostgreSQL; Redis quotas come later")
+        return self._sync().run(self._flows.usage_gen(check_tenant_id(tenant_id)))
+
     def salt(self, tenant_id: str) -> bytes | None:
         """The tenant's data-key salt (for `security.Envelope`); None once shredded."""
         return self._sync().run(self._flows.salt_gen(check_tenant_id(tenant_id)))

@@ -20,8 +20,10 @@ from langmem_prod.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     LangmemError,
+    QuotaExceededError,
     SchemaNotReadyError,
 )
+from langmem_prod.store.postgres._schema import QUOTA_SQLSTATE
 
 _NOT_SET_UP = (
     pg_errors.UndefinedTable,
@@ -48,6 +50,11 @@ def translate(exc: BaseException, schema: str) -> BaseException:
             "no PostgreSQL connection could be had within the pool's timeout (the server may "
             "be down, or every connection busy); check the server, or raise max_size/timeout",
             retryable=False,
+        )
+    if isinstance(exc, psycopg.Error) and exc.sqlstate == QUOTA_SQLSTATE:
+        return QuotaExceededError(
+            f"{_first_line(exc)}; nothing was written. Delete items, or raise the tenant's "
+            "max_items / max_bytes in the registry"
         )
     if isinstance(exc, _NOT_SET_UP):
         return SchemaNotReadyError(

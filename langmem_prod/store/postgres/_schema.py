@@ -57,6 +57,46 @@ END
 $fn$
 """
 
+# Items under ("tenants", <id>, ...) count towards the tenant's usage row, if it has one;
+# the row lock serializes a tenant's writers, so a quota can never be overshot. (Migration
+# text goes through psycopg's placeholder parsing, hence every "%" is written "%%".)
+QUOTA_SQLSTATE = "LMQ01"
+_USAGE_FUNCTION = """
+CREATE FUNCTION {s}.count_tenant_usage() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  tenant text;
+  d_items integer := 0;
+  d_bytes bigint := 0;
+  usage record;
+BEGIN
+  IF TG_OP <> 'INSERT' AND OLD.prefix LIKE 'tenants.%%' THEN
+    tenant := split_part(OLD.prefix, '.', 2);
+    d_items := d_items - 1;
+    d_bytes := d_bytes - octet_length(OLD.value::text);
+  END IF;
+  IF TG_OP <> 'DELETE' AND NEW.prefix LIKE 'tenants.%%' THEN
+    tenant := split_part(NEW.prefix, '.', 2);
+    d_items := d_items + 1;
+    d_bytes := d_bytes + octet_length(NEW.value::text);
+  END IF;
+  IF tenant IS NULL OR (d_items = 0 AND d_bytes = 0) THEN
+    RETURN NULL;
+  END IF;
+  UPDATE {s}.tenant_usage u SET items = u.items + d_items, bytes = u.bytes + d_bytes
+    WHERE u.tenant_id = tenant RETURNING u.* INTO usage;
+  IF FOUND AND ((d_items > 0 AND usage.items > usage.max_items)
+             OR (d_bytes > 0 AND usage.bytes > usage.max_bytes)) THEN
+    RAISE EXCEPTION 'tenant %% is over its quota: %% of %% items, %% of %% bytes', tenant,
+      usage.items, coalesce(usage.max_items::text, 'unlimited'),
+      usage.bytes, coalesce(usage.max_bytes::text, 'unlimited')
+      USING ERRCODE = 'LMQ01';
+  END IF;
+  RETURN NULL;
+END
+$fn$
+"""
+
 CORE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -82,6 +122,21 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
                 expiring boolean NOT NULL DEFAULT false)""",
             "CREATE INDEX namespaces_labels_idx ON {s}.namespaces (labels)",
             _PRUNE_FUNCTION,
+        ),
+    ),
+    Migration(
+        2,
+        "per-tenant usage, counted and capped by a trigger on items",
+        (
+            """CREATE TABLE {s}.tenant_usage (
+                tenant_id text COLLATE "C" PRIMARY KEY,
+                items bigint NOT NULL DEFAULT 0,
+                bytes bigint NOT NULL DEFAULT 0,
+                max_items bigint,
+                max_bytes bigint)""",
+            _USAGE_FUNCTION,
+            "CREATE TRIGGER items_tenant_usage AFTER INSERT OR DELETE OR UPDATE OF value "
+            "ON {s}.items FOR EACH ROW EXECUTE FUNCTION {s}.count_tenant_usage()",
         ),
     ),
 )
