@@ -24,7 +24,7 @@ from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import SyncRunner
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._schema import Migration, pending, versions_gen
+from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 
 AUDIT_MIGRATIONS: tuple[Migration, ...] = (
@@ -96,15 +96,11 @@ class PostgresAuditLog:
         self._runner = SyncRunner(conn, schema, None, retry or RetryPolicy())
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def _setup_gen(self) -> Generator[Execute, Any, None]:
-        versions = yield from versions_gen(self.schema)
-        todo = pending("audit", AUDIT_MIGRATIONS, versions.get("audit", 0), self.schema, None)
-        if todo:
-            yield Execute(tuple(todo))
-
     def setup(self) -> None:
         """Create or upgrade the audit tables (idempotent)."""
-        self._runner.run_in_transaction(self._setup_gen)
+        self._runner.run_in_transaction(
+            lambda: track_setup_gen(self.schema, "audit", AUDIT_MIGRATIONS)
+        )
 
     def _statement(
         self, tenant: str, event: Event, at: datetime, agent: str | None, user: str | None

@@ -24,7 +24,7 @@ from typing import Any
 
 from langmem_prod.history._messages import Window
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._schema import Migration, pending, versions_gen
+from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 
 HISTORY_MIGRATIONS: tuple[Migration, ...] = (
@@ -203,7 +203,4 @@ def sweep_gen(schema: str, now: datetime) -> Generator[Execute, Any, int]:
 
 def setup_gen(schema: str) -> Generator[Execute, Any, None]:
     """Create or upgrade the chat history tables of `schema` (in one transaction)."""
-    versions = yield from versions_gen(schema)
-    todo = pending("history", HISTORY_MIGRATIONS, versions.get("history", 0), schema, None)
-    if todo:
-        yield Execute(tuple(todo))
+    return track_setup_gen(schema, "history", HISTORY_MIGRATIONS)

@@ -21,7 +21,7 @@ from typing import Any
 
 from langmem_prod.errors import TenantExistsError, TenantNotFoundError
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._schema import Migration, pending, versions_gen
+from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._schema import setup_gen as store_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 from langmem_prod.store.redis._effects import Pipeline, script
@@ -119,10 +119,7 @@ class PgRegistryFlows:
     def setup_gen(self) -> Generator[Execute, Any, None]:
         """Create or upgrade the store's tables (usage is counted on them) and the registry."""
         yield from store_setup_gen(self.schema, None)
-        versions = yield from versions_gen(self.schema)
-        todo = pending("tenancy", TENANCY_MIGRATIONS, versions.get("tenancy", 0), self.schema, None)
-        if todo:
-            yield Execute(tuple(todo))
+        yield from track_setup_gen(self.schema, "tenancy", TENANCY_MIGRATIONS)
 
     @staticmethod
     def _params(tenant: Tenant, now: datetime) -> dict[str, Any]:
@@ -227,10 +224,6 @@ class RedisRegistryFlows:
         return tenant_from(
             (tenant_id, name, plan, settings, status, datetime.fromisoformat(created))
         )
-
-    def setup_gen(self) -> Generator[Pipeline, Any, None]:
-        """Nothing to create on Redis (kept for symmetry)."""
-        yield from ()
 
     def create_gen(self, tenant: Tenant, now: datetime) -> Generator[Pipeline, Any, Tenant]:
         """Register a new tenant (refused if the id is taken)."""

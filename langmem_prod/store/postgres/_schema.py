@@ -252,6 +252,16 @@ def versions_gen(schema: str) -> Generator[Execute, Any, dict[str, int]]:
     return dict((yield Execute(tuple(head)))[-1])
 
 
+def track_setup_gen(
+    schema: str, track: str, migrations: tuple[Migration, ...]
+) -> Generator[Execute, Any, None]:
+    """Apply a feature's migration track (chat histories, tenancy, audit) to `schema`."""
+    versions = yield from versions_gen(schema)
+    todo = pending(track, migrations, versions.get(track, 0), schema, None)
+    if todo:
+        yield Execute(tuple(todo))
+
+
 def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, None]:
     """Create or upgrade the schema; run by the driver inside one transaction."""
     versions = yield from versions_gen(schema)
