@@ -78,31 +78,30 @@ class TenantStore(BaseStore):
         self._lock = threading.Lock()
 
     def _fresh(self) -> bool:
-        return self._tenant is not None and time.monotonic() - self._read_at < self.refresh_seconds
+        return time.monotonic() - self._read_at < self.refresh_seconds
+
+    def _remember(self, tenant: Tenant) -> Tenant:
+        self._tenant, self._read_at = tenant, time.monotonic()
+        return tenant
 
     def _scope(self, tenant: Tenant) -> tuple[str, ...]:
         check_access(tenant, self.agent_id)
-        self._tenant, self._read_at = tenant, time.monotonic()
         return tenant.scope(agent_id=self.agent_id, user_id=self.user_id)
 
     def tenant(self) -> Tenant:
-        """The tenant, as last read from the registry."""
+        """The tenant, read from the registry at most every `refresh_seconds`."""
         with self._lock:
-            if not self._fresh():
-                self._scope(self.registry.get(self.tenant_id))
-            assert self._tenant is not None
-            return self._tenant
+            if self._tenant is not None and self._fresh():
+                return self._tenant
+            return self._remember(self.registry.get(self.tenant_id))
 
     async def atenant(self) -> Tenant:
         """Async `tenant`."""
-        if not self._fresh():
-            if self.registry.is_async:
-                tenant = await self.registry.aget(self.tenant_id)
-            else:
-                tenant = await asyncio.to_thread(self.registry.get, self.tenant_id)
-            self._scope(tenant)
-        assert self._tenant is not None
-        return self._tenant
+        if self._tenant is not None and self._fresh():
+            return self._tenant
+        if self.registry.is_async:
+            return self._remember(await self.registry.aget(self.tenant_id))
+        return self._remember(await asyncio.to_thread(self.registry.get, self.tenant_id))
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops on the tenant's part of the store."""

@@ -120,3 +120,14 @@ async def test_suspended_tenants_and_foreign_agents_are_refused(world: World) ->
     assert isinstance(refused.value, PermissionError)
     world.registry.activate("picky")
     assert (await world.run(allowed, "get", ("t",), "k")).value == {"v": 1}
+
+
+async def test_a_suspension_takes_effect_under_steady_traffic(world: World) -> None:
+    store = TenantStore(world.store, world.registry, "acme", user_id="ada", refresh_seconds=0.3)
+    await world.run(store, "put", ("t",), "k", {"v": 1})
+    world.registry.suspend("acme")
+    deadline = asyncio.get_running_loop().time() + 3
+    with pytest.raises(TenantAccessError, match="suspended"):
+        while asyncio.get_running_loop().time() < deadline:  # a read every 50 ms
+            await world.run(store, "get", ("t",), "k")
+            await asyncio.sleep(0.05)
