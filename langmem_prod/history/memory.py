@@ -102,21 +102,21 @@ class ChatMemory(_Root):
         text = get_buffer_string(messages, human_prefix=self.human_prefix, ai_prefix=self.ai_prefix)
         return {self.memory_key: text}
 
-    def _load(self) -> Transcript:
-        if isinstance(self.history, ChatHistoryBase):
-            return self.history.load(last=self.fetch_last)
-        messages = self.history.messages
+    def _kept_here(self, messages: list[BaseMessage]) -> Transcript:
+        """A foreign history's messages (its last `fetch_last`) with this object's state."""
         return Transcript(
             messages[-self.fetch_last :] if self.fetch_last else messages, self._state
         )
 
+    def _load(self) -> Transcript:
+        if isinstance(self.history, ChatHistoryBase):
+            return self.history.load(last=self.fetch_last)
+        return self._kept_here(self.history.messages)
+
     async def _aload(self) -> Transcript:
         if isinstance(self.history, ChatHistoryBase):
             return await self.history.aload(last=self.fetch_last)
-        messages = await self.history.aget_messages()
-        return Transcript(
-            messages[-self.fetch_last :] if self.fetch_last else messages, self._state
-        )
+        return self._kept_here(await self.history.aget_messages())
 
     def _select(self, transcript: Transcript) -> list[BaseMessage]:
         return transcript.messages
