@@ -60,11 +60,14 @@ WITH head AS (
 INSERT INTO {s}.audit_log (tenant_id, seq, at, agent, user_id, operation, namespace, key, hash)
 SELECT %(t)s, head.seq, %(at)s, %(agent)s, %(user)s, %(op)s, %(ns)s, %(key)s, head.hash
 FROM head"""
-_READ = (
-    "SELECT seq, at, agent, user_id, operation, namespace, key, hash FROM {s}.audit_log "
-    "WHERE tenant_id = %s ORDER BY seq"
-)
-_HEAD = "SELECT seq, hash FROM {s}.audit_heads WHERE tenant_id = %s"
+# The chain and its head in one statement, so one snapshot: a writer appending meanwhile
+# is either wholly in it (entry and head) or not at all. A NULL head: no head row.
+_READ = """
+SELECT l.seq, l.at, l.agent, l.user_id, l.operation, l.namespace, l.key, l.hash, h.seq, h.hash
+FROM (SELECT 1) one
+LEFT JOIN {s}.audit_heads h ON h.tenant_id = %(t)s
+LEFT JOIN {s}.audit_log l ON l.tenant_id = %(t)s
+ORDER BY l.seq"""
 Event = tuple[str, tuple[str, ...], str | None]  # operation, namespace, key
 
 
@@ -139,40 +142,32 @@ class PostgresAuditLog:
 
         self._runner.run(gen())
 
+    def _read(self, tenant: str) -> tuple[list[AuditEntry], tuple[int, bytes] | None]:
+        """The tenant's entries in order, and its chain head, from one snapshot."""
+
+        def gen() -> Generator[Execute, Any, list[tuple[Any, ...]]]:
+            (rows,) = yield Execute((Statement(render(_READ, self.schema), {"t": tenant}),))
+            return rows  # type: ignore[no-any-return]
+
+        rows = self._runner.run(gen())
+        head = None if rows[0][8] is None else (int(rows[0][8]), bytes(rows[0][9]))
+        entries = [
+            AuditEntry(
+                tenant, seq, at, agent, user, op, tuple(ns.split(".")) if ns else (), key, bytes(h)
+            )
+            for seq, at, agent, user, op, ns, key, h, _, _ in rows
+            if seq is not None
+        ]
+        return entries, head
+
     def entries(self, tenant: str) -> list[AuditEntry]:
         """The tenant's entries, in order."""
-
-        def gen() -> Generator[Execute, Any, list[AuditEntry]]:
-            (rows,) = yield Execute((Statement(render(_READ, self.schema), (tenant,)),))
-            return [
-                AuditEntry(
-                    tenant,
-                    seq,
-                    at,
-                    agent,
-                    user,
-                    op,
-                    tuple(ns.split(".")) if ns else (),
-                    key,
-                    bytes(h),
-                )
-                for seq, at, agent, user, op, ns, key, h in rows
-            ]
-
-        return self._runner.run(gen())
+        return self._read(tenant)[0]
 
     def verify(self, tenant: str) -> list[Problem]:
         """Every break in the tenant's chain; [] when nothing was altered, removed or moved."""
-
-        def head() -> Generator[Execute, Any, Any]:
-            (rows,) = yield Execute((Statement(render(_HEAD, self.schema), (tenant,)),))
-            return rows[0] if rows else None
-
-        entries = self.entries(tenant)
+        entries, head = self._read(tenant)
         problems = verify_chain(entries)
-        last = self._runner.run(head())
-        if last is not None and (
-            not entries or entries[-1].seq != last[0] or entries[-1].hash != bytes(last[1])
-        ):
-            problems.append(Problem(int(last[0]), "the chain's last entries were removed"))
+        if head is not None and (not entries or (entries[-1].seq, entries[-1].hash) != head):
+            problems.append(Problem(head[0], "the chain's last entries were removed"))
         return problems

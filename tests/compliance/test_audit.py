@@ -104,3 +104,25 @@ def test_no_value_is_ever_recorded(audit: PostgresAuditLog, pg: PgServer) -> Non
             )
         ]
     assert "value" not in columns and {"operation", "namespace", "key", "hash"} <= set(columns)
+
+
+def test_verifying_while_others_write_reports_nothing(audit: PostgresAuditLog) -> None:
+    audit.record("acme", [("put", ("a",), "k0")])
+    stop = False
+
+    def write() -> None:
+        n = 0
+        while not stop:
+            n += 1
+            audit.record("acme", [("put", ("a",), f"k{n}")])
+
+    with ThreadPoolExecutor(2) as pool:
+        writers = [pool.submit(write) for _ in range(2)]
+        try:
+            reports = [audit.verify("acme") for _ in range(40)]
+        finally:
+            stop = True
+        for writer in writers:
+            writer.result()
+    assert all(report == [] for report in reports), [r for r in reports if r][:1]
+    assert audit.verify("acme") == []
