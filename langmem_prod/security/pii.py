@@ -212,18 +212,18 @@ class Redactor:
             return [self.redact_value(v) for v in value]
         return value
 
+    def _redact_block(self, block: Any) -> Any:
+        if isinstance(block, str):
+            return self.redact(block)
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            return {**block, "text": self.redact(block["text"])}
+        return block  # images, tool references: no text to redact
+
     def redact_message(self, message: BaseMessage) -> BaseMessage:
         """A copy of `message` with its text content and text blocks redacted."""
         content = message.content
         if isinstance(content, str):
             new_content: Any = self.redact(content)
         else:
-            new_content = [
-                {**block, "text": self.redact(block["text"])}
-                if isinstance(block, dict) and isinstance(block.get("text"), str)
-                else self.redact(block)
-                if isinstance(block, str)
-                else block
-                for block in content
-            ]
+            new_content = [self._redact_block(block) for block in content]
         return message.model_copy(update={"content": new_content})
