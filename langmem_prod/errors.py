@@ -17,6 +17,7 @@ from __future__ import annotations
 from langgraph.store.base import InvalidNamespaceError as _LangGraphInvalidNamespaceError
 
 __all__ = [
+    "AuditChainError",
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
@@ -154,3 +155,7 @@ class TenantAccessError(LangmemError, PermissionError):
 
 class QuotaExceededError(LangmemError):
     """A write would take a tenant over its item or byte quota; nothing was written."""
+
+
+class AuditChainError(LangmemError):
+    """A tenant's audit chain cannot be extended (its head is gone); nothing was written."""

@@ -1,28 +1,44 @@
 """The audit log in PostgreSQL: append-only, one hash chain per tenant, and its verifier.
 
 Rules:
-- `record` appends entries in one round trip: each statement advances the tenant's chain
-  head (locking it, so concurrent writers chain in order) and inserts the entry with the
-  hash computed by the database from the previous hash and the entry's payload;
+- unkeyed, `record` appends in one round trip: each statement advances the tenant's
+  chain head (locking it, so concurrent writers chain in order) and inserts the entry
+  with the hash computed by the database (`sha256`) from the previous hash and the
+  entry's payload;
+- keyed (`key=`), the HMAC is computed here, because the key must never reach the
+  database (and `hmac()` needs pgcrypto): one transaction locks the head row
+  (`FOR UPDATE`), the entries are chained in Python from it, then inserted with the new
+  head; concurrent writers wait on the lock, so the chain never forks;
+- a head that is gone while entries remain is refused (`AuditChainError`), never
+  restarted at 1;
 - entries hold who, what operation, which namespace and key, and when: never values;
-- `verify` reads a tenant's chain in order and returns every break (altered, removed or
-  reordered entries); the chain head also catches a truncated tail.
+- `verify` reads a tenant's chain and its head in one statement (one snapshot) and
+  returns every break (altered, removed or reordered entries, a truncated tail).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Generator
+from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg import AsyncConnection, Connection
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from langmem_prod.compliance._chain import GENESIS, AuditEntry, Problem, verify_chain
-from langmem_prod.errors import ConfigurationError
+from langmem_prod.compliance._chain import (
+    GENESIS,
+    AuditEntry,
+    Event,
+    Head,
+    check_key,
+    extend,
+    unchained,
+)
+from langmem_prod.compliance._log import AuditLogBase, Job, Read
+from langmem_prod.errors import AuditChainError, ConfigurationError
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
-from langmem_prod.store.postgres._driver import SyncRunner
+from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
@@ -60,6 +76,18 @@ WITH head AS (
 INSERT INTO {s}.audit_log (tenant_id, seq, at, agent, user_id, operation, namespace, key, hash)
 SELECT %(t)s, head.seq, %(at)s, %(agent)s, %(user)s, %(op)s, %(ns)s, %(key)s, head.hash
 FROM head"""
+# Keyed: make the head row if the tenant has no chain yet (never over a headless chain),
+# then lock it; the entries and the new head follow in the same transaction.
+_ENSURE_HEAD = """
+INSERT INTO {s}.audit_heads (tenant_id, seq, hash)
+SELECT %(t)s, 0, %(genesis)s
+WHERE NOT EXISTS (SELECT 1 FROM {s}.audit_log WHERE tenant_id = %(t)s)
+ON CONFLICT (tenant_id) DO NOTHING"""
+_LOCK_HEAD = "SELECT seq, hash FROM {s}.audit_heads WHERE tenant_id = %(t)s FOR UPDATE"
+_INSERT = """
+INSERT INTO {s}.audit_log (tenant_id, seq, at, agent, user_id, operation, namespace, key, hash)
+VALUES (%(t)s, %(seq)s, %(at)s, %(agent)s, %(user)s, %(op)s, %(ns)s, %(key)s, %(hash)s)"""
+_SET_HEAD = "UPDATE {s}.audit_heads SET seq = %(seq)s, hash = %(hash)s WHERE tenant_id = %(t)s"
 # The chain and its head in one statement, so one snapshot: a writer appending meanwhile
 # is either wholly in it (entry and head) or not at all. A NULL head: no head row.
 _READ = """
@@ -68,106 +96,145 @@ FROM (SELECT 1) one
 LEFT JOIN {s}.audit_heads h ON h.tenant_id = %(t)s
 LEFT JOIN {s}.audit_log l ON l.tenant_id = %(t)s
 ORDER BY l.seq"""
-Event = tuple[str, tuple[str, ...], str | None]  # operation, namespace, key
 
 
-class PostgresAuditLog:
-    """Tamper-evident audit entries per tenant, in the store's schema.
+def _entry_params(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "t": entry.tenant,
+        "seq": entry.seq,
+        "at": entry.at,
+        "agent": entry.agent,
+        "user": entry.user,
+        "op": entry.operation,
+        "ns": entry.namespace_text,
+        "key": entry.key,
+        "hash": entry.hash,
+    }
+
+
+def _read_from_rows(tenant: str, rows: list[tuple[Any, ...]]) -> Read:
+    head = None if rows[0][8] is None else Head(int(rows[0][8]), bytes(rows[0][9]))
+    entries = [
+        AuditEntry(
+            tenant, seq, at, agent, user, op, tuple(ns.split(".")) if ns else (), key, bytes(h)
+        )
+        for seq, at, agent, user, op, ns, key, h, _, _ in rows
+        if seq is not None
+    ]
+    return entries, head
+
+
+class PgAuditFlows:
+    """The log's operations on PostgreSQL, as generators of `Execute` effects."""
+
+    def __init__(self, schema: str, key: bytes | None) -> None:
+        self.schema, self.key = schema, key
+
+    def _statement(self, template: str, params: dict[str, Any]) -> Statement:
+        return Statement(render(template, self.schema), params)
+
+    def setup_gen(self) -> Generator[Execute, Any, None]:
+        """Create or upgrade the audit tables."""
+        yield from track_setup_gen(self.schema, "audit", AUDIT_MIGRATIONS)
+
+    def append_sql_gen(self, pending: list[AuditEntry]) -> Generator[Execute, Any, None]:
+        """Unkeyed: the database chains each entry as it advances the head."""
+        statements = []
+        for entry in pending:
+            params = _entry_params(entry)
+            params.update(genesis=GENESIS, payload=entry.payload())
+            statements.append(self._statement(_APPEND, params))
+        yield Execute(tuple(statements))
+
+    def append_keyed_gen(
+        self, tenant: str, events: tuple[Event, ...], at: datetime, agent: Any, user: Any
+    ) -> Generator[Execute, Any, None]:
+        """Keyed (run in one transaction): lock the head, chain here, insert, move the head."""
+        params = {"t": tenant, "genesis": GENESIS}
+        _, rows = yield Execute(
+            (self._statement(_ENSURE_HEAD, params), self._statement(_LOCK_HEAD, params))
+        )
+        if not rows:
+            raise AuditChainError(
+                f"the audit chain head of tenant {tenant!r} is missing while its entries "
+                "remain; run verify() and restore the head before recording more"
+            )
+        head = Head(int(rows[0][0]), bytes(rows[0][1]))
+        entries = extend(head, unchained(tenant, events, at, agent, user), self.key)
+        statements = [self._statement(_INSERT, _entry_params(e)) for e in entries]
+        last = entries[-1]
+        statements.append(
+            self._statement(_SET_HEAD, {"t": tenant, "seq": last.seq, "hash": last.hash})
+        )
+        yield Execute(tuple(statements))
+
+    def read_gen(self, tenant: str) -> Generator[Execute, Any, Read]:
+        """The tenant's entries in order, and its chain head, from one snapshot."""
+        (rows,) = yield Execute((self._statement(_READ, {"t": tenant}),))
+        return _read_from_rows(tenant, rows)
+
+
+class PostgresAuditLog(AuditLogBase):
+    """Tamper-evident audit entries per tenant, in the store's schema (sync or async).
+
+    Pass `key` (>= 32 secret bytes kept outside the database) for an HMAC-SHA256 chain
+    that nobody without it can rewrite undetected; the same key is needed to verify.
 
     Example:
+        >>> import os
         >>> from psycopg_pool import ConnectionPool
         >>> from langmem_prod.embedded import embedded_postgres
         >>> with embedded_postgres() as url, ConnectionPool(url) as pool:
         ...     audit = PostgresAuditLog(pool)
         ...     audit.setup()
         ...     audit.record("acme", [("put", ("notes",), "k1")], agent="bot", user="ada")
-        ...     audit.verify("acme")
-        []
+        ...     keyed = PostgresAuditLog(pool, key=os.urandom(32))
+        ...     keyed.record("globex", [("delete", ("notes",), "k1")], user="bob")
+        ...     audit.verify("acme"), keyed.verify("globex"), audit.entries("acme")[0].key
+        ([], [], 'k1')
+
+        On an `AsyncConnectionPool`, use the a-methods: `await audit.asetup()`,
+        `await audit.arecord(...)`, `await audit.averify(...)`.
     """
 
     def __init__(
         self,
-        conn: Connection[Any] | ConnectionPool[Any],
+        conn: Connection[Any]
+        | ConnectionPool[Any]
+        | AsyncConnection[Any]
+        | AsyncConnectionPool[Any],
         *,
         schema: str = DEFAULT_SCHEMA,
+        key: bytes | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        if not isinstance(conn, Connection | ConnectionPool):
-            raise ConfigurationError("the audit log needs a psycopg Connection or ConnectionPool")
         self.schema = schema
-        self._runner = SyncRunner(conn, schema, None, retry or RetryPolicy())
-        self._clock = clock or (lambda: datetime.now(UTC))
-
-    def setup(self) -> None:
-        """Create or upgrade the audit tables (idempotent)."""
-        self._runner.run_in_transaction(
-            lambda: track_setup_gen(self.schema, "audit", AUDIT_MIGRATIONS)
-        )
-
-    def _statement(
-        self, tenant: str, event: Event, at: datetime, agent: str | None, user: str | None
-    ) -> Statement:
-        operation, namespace, key = event
-        entry = AuditEntry(tenant, 0, at, agent, user, operation, namespace, key)
-        params = {
-            "t": tenant,
-            "genesis": GENESIS,
-            "payload": entry.payload(),
-            "at": at,
-            "agent": agent,
-            "user": user,
-            "op": operation,
-            "ns": ".".join(namespace),
-            "key": key,
-        }
-        return Statement(render(_APPEND, self.schema), params)
-
-    def record(
-        self,
-        tenant: str,
-        events: Sequence[Event],
-        *,
-        agent: str | None = None,
-        user: str | None = None,
-    ) -> None:
-        """Append events (operation, namespace, key) to the tenant's chain, one round trip."""
-        if not events:
-            return
-        at = self._clock()
-        statements = tuple(self._statement(tenant, e, at, agent, user) for e in events)
-
-        def gen() -> Generator[Execute, Any, None]:
-            yield Execute(statements)
-
-        self._runner.run(gen())
-
-    def _read(self, tenant: str) -> tuple[list[AuditEntry], tuple[int, bytes] | None]:
-        """The tenant's entries in order, and its chain head, from one snapshot."""
-
-        def gen() -> Generator[Execute, Any, list[tuple[Any, ...]]]:
-            (rows,) = yield Execute((Statement(render(_READ, self.schema), {"t": tenant}),))
-            return rows  # type: ignore[no-any-return]
-
-        rows = self._runner.run(gen())
-        head = None if rows[0][8] is None else (int(rows[0][8]), bytes(rows[0][9]))
-        entries = [
-            AuditEntry(
-                tenant, seq, at, agent, user, op, tuple(ns.split(".")) if ns else (), key, bytes(h)
+        self._key = check_key(key)
+        self._flows = PgAuditFlows(schema, self._key)
+        policy = retry or RetryPolicy()
+        if isinstance(conn, Connection | ConnectionPool):
+            self._runner = SyncRunner(conn, schema, None, policy)
+        elif isinstance(conn, AsyncConnection | AsyncConnectionPool):
+            self._runner = AsyncRunner(conn, schema, None, policy)
+        else:
+            raise ConfigurationError(
+                "the audit log needs a psycopg connection or pool (sync or async)"
             )
-            for seq, at, agent, user, op, ns, key, h, _, _ in rows
-            if seq is not None
-        ]
-        return entries, head
+        if clock is not None:
+            self._clock = clock
 
-    def entries(self, tenant: str) -> list[AuditEntry]:
-        """The tenant's entries, in order."""
-        return self._read(tenant)[0]
+    def _setup_job(self) -> Job[None]:
+        return Job(self._flows.setup_gen, transaction=True)
 
-    def verify(self, tenant: str) -> list[Problem]:
-        """Every break in the tenant's chain; [] when nothing was altered, removed or moved."""
-        entries, head = self._read(tenant)
-        problems = verify_chain(entries)
-        if head is not None and (not entries or (entries[-1].seq, entries[-1].hash) != head):
-            problems.append(Problem(head[0], "the chain's last entries were removed"))
-        return problems
+    def _append_job(
+        self, tenant: str, events: tuple[Event, ...], at: datetime, agent: Any, user: Any
+    ) -> Job[None]:
+        if self._key is not None:
+            flows = self._flows
+            return Job(lambda: flows.append_keyed_gen(tenant, events, at, agent, user), True)
+        pending = unchained(tenant, events, at, agent, user)
+        return Job(lambda: self._flows.append_sql_gen(pending))
+
+    def _read_job(self, tenant: str) -> Job[Read]:
+        return Job(lambda: self._flows.read_gen(tenant))
