@@ -11,7 +11,10 @@ Rules:
 - the TTL is the conversation's: every write sets `expires_at` anew; reads skip an
   expired conversation; a write to an expired conversation starts it afresh (its old
   messages fall below `floor_seq`, and are deleted); `sweep_gen` deletes expired ones;
-- the clock is a parameter (never the server's `now()`).
+- the clock is a parameter (never the server's `now()`);
+- a conversation of a tenant runs its statements after `set_config('langmem.tenant', ...)`
+  in the same transaction (one pipeline), so row-level security lets them through for a
+  role without BYPASSRLS, and no pooled connection keeps the setting.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from langmem_prod.history._messages import Window
 from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._rls import in_tenant, policy_statements
 from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 
@@ -54,6 +58,14 @@ HISTORY_MIGRATIONS: tuple[Migration, ...] = (
                 message bytea NOT NULL,
                 created_at timestamptz NOT NULL,
                 PRIMARY KEY (tenant_id, session_id, seq))""",
+        ),
+    ),
+    Migration(
+        2,
+        "row-level security on chat sessions and messages",
+        (
+            *policy_statements("chat_sessions", "tenant_id"),
+            *policy_statements("chat_messages", "tenant_id"),
         ),
     ),
 )
@@ -156,7 +168,7 @@ class PgConversation:
             "max": self.max_messages,
             "msgs": blobs,
         }
-        yield Execute((Statement(render(_APPEND, self.schema), params),))
+        yield from self._execute(Statement(render(_APPEND, self.schema), params))
 
     def read_gen(
         self, window: Window, now: datetime, *, with_state: bool = False
@@ -174,19 +186,24 @@ class PgConversation:
         statements = [Statement(render(sql, self.schema), params)]
         if with_state:
             statements.append(Statement(render(_READ_STATE, self.schema), params))
-        results = yield Execute(tuple(statements))
+        results = yield from self._execute(*statements)
         state = results[1][0][0] if with_state and results[1] else None
         return [bytes(row[0]) for row in results[0]], state
 
     def save_state_gen(self, blob: bytes, now: datetime) -> Generator[Execute, Any, None]:
         """Store the conversation's state (refreshes its TTL like any write)."""
         params = self._params(now) | {"state": blob}
-        yield Execute((Statement(render(_SAVE_STATE, self.schema), params),))
+        yield from self._execute(Statement(render(_SAVE_STATE, self.schema), params))
 
     def clear_gen(self) -> Generator[Execute, Any, None]:
         """Delete the conversation, its messages and its state."""
         params = {"t": self.tenant_id, "sid": self.session_id}
-        yield Execute((Statement(render(_CLEAR, self.schema), params),))
+        yield from self._execute(Statement(render(_CLEAR, self.schema), params))
+
+    def _execute(self, *statements: Statement) -> Generator[Execute, Any, list[Any]]:
+        """Run `statements` in one round trip, in the conversation's tenant if it has one."""
+        answers = yield in_tenant(self.tenant_id, statements)
+        return list(answers[1 if self.tenant_id else 0 :])
 
 
 def sweep_gen(schema: str, now: datetime) -> Generator[Execute, Any, int]:
@@ -203,4 +220,4 @@ def sweep_gen(schema: str, now: datetime) -> Generator[Execute, Any, int]:
 
 def setup_gen(schema: str) -> Generator[Execute, Any, None]:
     """Create or upgrade the chat history tables of `schema` (in one transaction)."""
-    return track_setup_gen(schema, "history", HISTORY_MIGRATIONS)
+    return track_setup_gen(schema, "history", HISTORY_MIGRATIONS, rls=True)

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from langmem_prod import AsyncPostgresStore, PostgresStore, errors
-from langmem_prod.store.postgres._schema import CORE_MIGRATIONS
+from langmem_prod.store.postgres._schema import CORE_MIGRATIONS, RLS_MIGRATIONS
 from tests.conftest import PgServer, drop_schema, new_schema
 from tests.postgres.conftest import MakePgStore
 
@@ -17,11 +17,17 @@ def versions(sql: psycopg.Connection, schema: str) -> list[tuple[str, int]]:
     return sql.execute(f'SELECT track, version FROM "{schema}".migrations ORDER BY 1, 2').fetchall()
 
 
+# The store's setup applies the "rls" track (tenant roles for row-level security) too.
+STORE_VERSIONS = [("core", m.version) for m in CORE_MIGRATIONS] + [
+    ("rls", m.version) for m in RLS_MIGRATIONS
+]
+
+
 def test_setup_is_idempotent(make_pg_store: MakePgStore, sql: psycopg.Connection) -> None:
     store = make_pg_store()
     store.setup()
     store.setup()
-    assert versions(sql, store.schema) == [("core", m.version) for m in CORE_MIGRATIONS]
+    assert versions(sql, store.schema) == STORE_VERSIONS
 
 
 def test_concurrent_setup_from_many_sessions(pg: PgServer, sql: psycopg.Connection) -> None:
@@ -47,7 +53,7 @@ def test_concurrent_setup_from_many_sessions(pg: PgServer, sql: psycopg.Connecti
         thread.join()
     try:
         assert failures == []
-        assert versions(sql, schema) == [("core", m.version) for m in CORE_MIGRATIONS]
+        assert versions(sql, schema) == STORE_VERSIONS
         assert sql.execute(f'SELECT count(*) FROM "{schema}".items').fetchone() == (8,)
     finally:
         drop_schema(pg.url, schema)
@@ -70,7 +76,7 @@ async def test_async_setup_matches_sync(pg: PgServer, schema: str) -> None:
         await store.setup()
         await store.aput(("a",), "k", {"v": 1})
     with psycopg.connect(pg.url) as sql:
-        assert versions(sql, schema) == [("core", m.version) for m in CORE_MIGRATIONS]
+        assert versions(sql, schema) == STORE_VERSIONS
 
 
 def test_schema_names_are_quoted(make_pg_store: MakePgStore) -> None:

@@ -7,6 +7,10 @@ Rules:
 - every `Execute` is safe to repeat, so transient failures are retried with backoff;
   `setup()` runs as one transaction and is retried whole;
 - errors leave through `translate`, so callers see only langmem_prod's exceptions;
+- statements that only set the tenant for row-level security are skipped (answered with
+  no rows) once the runner has seen that its role bypasses RLS (the tables' owner, a
+  superuser, BYPASSRLS): they would cost a pipeline for nothing. It asks once, on the
+  first such effect, and keeps sending them while the schema is not set up;
 - the twins differ only in `await`.
 """
 
@@ -61,6 +65,7 @@ class SyncRunner(SyncRunnerBase[Execute]):
         super().__init__(embeddings, retry)
         self.schema = schema
         self.source = source
+        self.bypasses_rls: bool | None = None
         self._lock = threading.Lock()
 
     @contextmanager
@@ -77,9 +82,18 @@ class SyncRunner(SyncRunnerBase[Execute]):
         # The hot path: no context-manager generator, just the pool or the lock.
         if isinstance(self.source, ConnectionPool):
             with self.source.connection() as conn:
-                return _run_statements(conn, effect.statements)
+                return self._execute(conn, effect)
         with self._lock:
-            return _run_statements(self.source, effect.statements)
+            return self._execute(self.source, effect)
+
+    def _execute(self, conn: Connection[Any], effect: Execute) -> Rows:
+        if not effect.tenant_settings:
+            return _run_statements(conn, effect.statements)
+        if self.bypasses_rls is None:
+            self.bypasses_rls = _bypass(_run_statements(conn, (_bypass_check(self.schema),)))
+        if not self.bypasses_rls:
+            return _run_statements(conn, effect.statements)
+        return _answer_skipped(effect, _run_statements(conn, _without_settings(effect)))
 
     def run_in_transaction(self, make_gen: Callable[[], Generator[Execute, Any, T]]) -> T:
         """Drive a fresh `make_gen()` on one connection in one transaction, retried whole."""
@@ -106,6 +120,31 @@ class SyncRunner(SyncRunnerBase[Execute]):
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a psycopg error."""
         return translate(exc, self.schema)
+
+
+# NULL (not set up yet: ask again later), else whether RLS leaves this role alone.
+_BYPASS_CHECK = "SELECT NOT row_security_active(to_regclass(format('%%I.tenant_roles', %s::text)))"
+
+
+def _bypass_check(schema: str) -> Statement:
+    return Statement(_BYPASS_CHECK, (schema,))
+
+
+def _bypass(rows: Rows) -> bool | None:
+    value = rows[0][0][0] if rows and rows[0] else None
+    return None if value is None else bool(value)
+
+
+def _without_settings(effect: Execute) -> tuple[Statement, ...]:
+    skip = set(effect.tenant_settings)
+    return tuple(s for n, s in enumerate(effect.statements) if n not in skip)
+
+
+def _answer_skipped(effect: Execute, rows: Rows) -> Rows:
+    """The answers of an effect run without its tenant settings, in the effect's shape."""
+    answers = iter(rows)
+    skip = set(effect.tenant_settings)
+    return [[] if n in skip else next(answers) for n in range(len(effect.statements))]
 
 
 def _run_statements(conn: Connection[Any], statements: Sequence[Statement]) -> Rows:
@@ -144,6 +183,7 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
         super().__init__(embeddings, retry)
         self.schema = schema
         self.source = source
+        self.bypasses_rls: bool | None = None
         self._lock: asyncio.Lock | None = None
 
     @asynccontextmanager
@@ -161,10 +201,20 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
         # The hot path: no async context-manager generator, just the pool or the lock.
         if isinstance(self.source, AsyncConnectionPool):
             async with self.source.connection() as conn:
-                return await _arun_statements(conn, effect.statements)
+                return await self._execute(conn, effect)
         self._lock = self._lock or asyncio.Lock()
         async with self._lock:
-            return await _arun_statements(self.source, effect.statements)
+            return await self._execute(self.source, effect)
+
+    async def _execute(self, conn: AsyncConnection[Any], effect: Execute) -> Rows:
+        if not effect.tenant_settings:
+            return await _arun_statements(conn, effect.statements)
+        if self.bypasses_rls is None:
+            check = (_bypass_check(self.schema),)
+            self.bypasses_rls = _bypass(await _arun_statements(conn, check))
+        if not self.bypasses_rls:
+            return await _arun_statements(conn, effect.statements)
+        return _answer_skipped(effect, await _arun_statements(conn, _without_settings(effect)))
 
     async def run_in_transaction(self, make_gen: Callable[[], Generator[Execute, Any, T]]) -> T:
         """Drive a fresh `make_gen()` on one connection in one transaction, retried whole."""

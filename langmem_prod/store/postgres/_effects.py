@@ -15,3 +15,6 @@ class Execute(NamedTuple):
     """
 
     statements: tuple[Statement, ...]
+    tenant_settings: tuple[int, ...] = ()
+    """Positions of the statements that only set `langmem.tenant` for row-level security;
+    a runner whose role bypasses RLS may skip them (answering them with no rows)."""

@@ -4,6 +4,10 @@ Rules:
 - a batch embeds first (queries, then documents), then runs every read and its single
   write statement in one round trip; reads come first, so they see the state before
   the batch's writes;
+- each statement runs in its tenant for row-level security: a `set_config` of
+  `langmem.tenant` (transaction-local) goes before each run of statements of one tenant,
+  in the same round trip; gets are grouped by tenant; writes spanning tenants run in none
+  (only a role that bypasses RLS, e.g. the tables' owner, can make them);
 - a vector search asks the HNSW index for a few candidates per wanted item and asks
   again, with more, only when max pooling left fewer items than the page needs;
 - reads never write: access statistics and TTL refreshes are handed to the buffer
@@ -16,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +31,15 @@ from langgraph.store.base import Result, SearchItem
 from langmem_prod.store._access import AccessRecord, TrackAccess, track_reads
 from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
 from langmem_prod.store._index import IndexSettings, embed_texts
-from langmem_prod.store._ops import BatchPlan, SearchPlan, item_from_row, search_item_from_row
+from langmem_prod.store._ops import (
+    BatchPlan,
+    ListPlan,
+    SearchPlan,
+    item_from_row,
+    search_item_from_row,
+)
 from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._rls import TENANTS_ROOT, scoped, tenant_of
 from langmem_prod.store.postgres._sql import PgSql, Statement
 from langmem_prod.store.postgres._write_sql import write_statement
 
@@ -72,11 +84,17 @@ def batch_gen(
     gets = [(g.prefix, g.key) for g in plan.gets]
     if len(gets) > 1:
         gets = list(dict.fromkeys(gets))
-    statements = _statements(cfg, plan, gets, queries=queries, documents=documents, now=now)
-    rowsets = iter((yield Execute(statements))[1 if queries else 0 :])
+    parts, get_statements = _statements(
+        cfg, plan, gets, queries=queries, documents=documents, now=now
+    )
+    queries_head = (_ITERATIVE_SCAN,) if queries else ()
+    effect, positions = scoped(parts, queries_head)
+    answers = yield effect
+    rowsets = iter([answers[i] for i in positions])
 
     results: list[Result] = [None] * plan.size
-    reads = _get_results(plan, next(rowsets) if gets else [], results)
+    get_rows = [row for _ in range(get_statements) for row in next(rowsets)]
+    reads = _get_results(plan, get_rows, results)
     for search in plan.searches:
         rows = next(rowsets)
         if search.query is not None:
@@ -98,20 +116,36 @@ def _statements(
     queries: dict[str, str],
     documents: dict[str, str],
     now: datetime,
-) -> tuple[Statement, ...]:
-    """Every statement of the batch, reads first, for one round trip."""
+) -> tuple[list[tuple[str, Statement]], int]:
+    """Every statement of the batch with its tenant, reads first; and how many are gets."""
     sql = cfg.sql
-    statements: list[Statement] = [_ITERATIVE_SCAN] if queries else []
-    if gets:
-        statements.append(sql.get(gets, now))
-    statements += [_search_statement(cfg, search, queries, now) for search in plan.searches]
-    statements += [sql.list_namespaces(listing, now) for listing in plan.lists]
+    by_tenant: dict[str, list[tuple[str, str]]] = {}
+    for prefix, key in gets:
+        by_tenant.setdefault(tenant_of(prefix), []).append((prefix, key))
+    parts = [(tenant, sql.get(keys, now)) for tenant, keys in by_tenant.items()]
+    parts += [
+        (_search_tenant(search), _search_statement(cfg, search, queries, now))
+        for search in plan.searches
+    ]
+    parts += [(_list_tenant(listing), sql.list_namespaces(listing, now)) for listing in plan.lists]
     if plan.writes:
-        statements.append(write_statement(sql.schema, sql.vector_type, plan.writes, documents, now))
+        tenants = {tenant_of(w.prefix) for w in plan.writes}
+        tenant = tenants.pop() if len(tenants) == 1 else ""
+        write = write_statement(sql.schema, sql.vector_type, plan.writes, documents, now)
+        parts.append((tenant, write))
         emptied = [w.prefix for w in plan.writes if w.value_json is None]
         if emptied:
-            statements.append(sql.prune(emptied))
-    return tuple(statements)
+            parts.append((tenant, sql.prune(emptied)))
+    return parts, len(by_tenant)
+
+
+def _search_tenant(search: SearchPlan) -> str:
+    return "" if search.prefix is None else tenant_of(search.prefix)
+
+
+def _list_tenant(listing: ListPlan) -> str:
+    fixed = listing.match.fixed_prefix
+    return fixed[1] if len(fixed) > 1 and fixed[0] == TENANTS_ROOT else ""
 
 
 def _get_results(
@@ -146,7 +180,8 @@ def _more_candidates(
             break
         candidates = min(candidates * 4, _MAX_CANDIDATES)
         statement = cfg.sql.vector_search(search, vector, candidates, now)
-        rows = (yield Execute((_ITERATIVE_SCAN, statement)))[1]
+        effect, (at,) = scoped([(_search_tenant(search), statement)], (_ITERATIVE_SCAN,))
+        rows = (yield effect)[at]
     return rows
 
 
@@ -158,15 +193,26 @@ def _search_items(rows: list[Any], *, scored: bool) -> list[SearchItem]:
     ]
 
 
+def _flush(cfg: PgConfig, records: list[AccessRecord], *, stats: bool) -> Execute:
+    """One UPDATE per run of one tenant's records, each in its tenant, in one round trip.
+
+    Rows are still updated in (prefix, key) order, the order batches write them in.
+    """
+    records = sorted(records, key=lambda r: (r.prefix, r.key))
+    runs = itertools.groupby(records, key=lambda r: tenant_of(r.prefix))
+    parts = [(t, cfg.sql.flush_access(list(run), stats=stats)) for t, run in runs]
+    return scoped(parts)[0]
+
+
 def _flush_now(cfg: PgConfig, records: list[AccessRecord]) -> Execute:
-    return Execute((cfg.sql.flush_access(records, stats=True),))
+    return _flush(cfg, records, stats=True)
 
 
 def flush_gen(cfg: PgConfig) -> Generator[Effect, Any, int]:
     """Write the buffered reads; returns how many items were touched."""
     records: list[AccessRecord] = yield DrainAccess()
     if records:
-        yield Execute((cfg.sql.flush_access(records, stats=cfg.track != "off"),))
+        yield _flush(cfg, records, stats=cfg.track != "off")
     return len(records)
 
 

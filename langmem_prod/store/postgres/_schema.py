@@ -21,6 +21,7 @@ from psycopg import sql
 from langmem_prod.errors import ConfigurationError, FeatureUnavailableError, SchemaNotReadyError
 from langmem_prod.store._index import IndexSettings
 from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._rls import RLS_TRACK_STATEMENTS, policy_statements, tenant_column
 from langmem_prod.store.postgres._sql import Statement, lock_namespace, render
 
 _HNSW_MAX_DIMS = {"vector": 2000, "halfvec": 4000}
@@ -139,6 +140,29 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
             "ON {s}.items FOR EACH ROW EXECUTE FUNCTION {s}.count_tenant_usage()",
         ),
     ),
+    Migration(
+        3,
+        "row-level security: items and namespaces carry their tenant",
+        (
+            tenant_column("items"),
+            *policy_statements("items", "tenant"),
+            tenant_column("namespaces"),
+            *policy_statements("namespaces", "tenant"),
+            # Usage is counted by the owner whoever writes, and only read by others.
+            "ALTER FUNCTION {s}.count_tenant_usage() SECURITY DEFINER "
+            "SET search_path = pg_catalog, pg_temp",
+            "ALTER TABLE {s}.tenant_usage ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_isolation ON {s}.tenant_usage FOR SELECT "
+            "USING (tenant_id = (SELECT {s}.visible_tenant()))",
+        ),
+    ),
+)
+
+# Applied before any other track: the policies of the others call its functions.
+RLS_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1, "tenant roles and the current tenant, for row-level security", RLS_TRACK_STATEMENTS
+    ),
 )
 
 VECTOR_MIGRATIONS: tuple[Migration, ...] = (
@@ -156,6 +180,11 @@ VECTOR_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX vectors_embedding_hnsw_idx ON {s}.vectors "
             "USING hnsw (embedding {vt}_cosine_ops) WITH (m = {m}, ef_construction = {ef})",
         ),
+    ),
+    Migration(
+        2,
+        "row-level security: vectors carry their tenant",
+        (tenant_column("vectors"), *policy_statements("vectors", "tenant")),
     ),
 )
 
@@ -253,19 +282,28 @@ def versions_gen(schema: str) -> Generator[Execute, Any, dict[str, int]]:
 
 
 def track_setup_gen(
-    schema: str, track: str, migrations: tuple[Migration, ...]
+    schema: str, track: str, migrations: tuple[Migration, ...], *, rls: bool = False
 ) -> Generator[Execute, Any, None]:
-    """Apply a feature's migration track (chat histories, tenancy, audit) to `schema`."""
+    """Apply a feature's migration track (chat histories, tenancy, audit) to `schema`.
+
+    With `rls`, the "rls" track (tenant roles, `current_tenant()`) is applied first.
+    """
     versions = yield from versions_gen(schema)
-    todo = pending(track, migrations, versions.get(track, 0), schema, None)
+    todo = _rls_pending(versions, schema) if rls else []
+    todo += pending(track, migrations, versions.get(track, 0), schema, None)
     if todo:
         yield Execute(tuple(todo))
+
+
+def _rls_pending(versions: dict[str, int], schema: str) -> list[Statement]:
+    return pending("rls", RLS_MIGRATIONS, versions.get("rls", 0), schema, None)
 
 
 def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, None]:
     """Create or upgrade the schema; run by the driver inside one transaction."""
     versions = yield from versions_gen(schema)
-    todo = pending("core", CORE_MIGRATIONS, versions.get("core", 0), schema, None)
+    todo = _rls_pending(versions, schema)
+    todo += pending("core", CORE_MIGRATIONS, versions.get("core", 0), schema, None)
     if spec is not None:
         installed, available = (yield Execute((Statement(_PGVECTOR),)))[0][0]
         if installed is None and not available:
