@@ -3,6 +3,9 @@
 Raw baselines, each returning decoded values as the store does:
 - get: HGET of the item's JSON, then json.loads;
 - batch of 100 gets: a pipeline of 100 HGETs;
+- put / batch of 100 puts: HSET of the item's JSON (json.dumps), one or a pipeline of
+  100; ours twice, under a plain namespace and under ("tenants", <id>, ...), where each
+  write also keeps the tenant's usage (item sizes) for quotas;
 - filtered search (limit 10) over 1,000 items: the usual module-free way, HVALS of a
   namespace hash holding every item, then decode and filter in Python; once with a
   filter that a quarter of the items match, once with one that 2 match (the worst
@@ -30,6 +33,7 @@ REDIS_TARGETS = {
     "redis_batch_get_100": ("raw", 0.8),
     "redis_filtered_search_1000": ("raw", 3.0),
 }
+TENANT = ("tenants", "acme", "ada", "notes")
 
 
 @contextlib.contextmanager
@@ -53,6 +57,44 @@ def _clean(client: redis.Redis) -> None:
 
 def _raw_key(i: int) -> str:
     return f"langmem_bench_raw:item:{i}"
+
+
+def _put_scenarios(
+    ours: RedisStore, raw: redis.Redis, n: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Puts and batches of 100 puts (updates after the warm-up), plain and of a tenant."""
+    value = {"score": 7, "text": "a memory worth keeping"}
+    batch = [PutOp(("bench", "batch"), f"k{i}", value) for i in range(100)]
+    tenant_batch = [PutOp(TENANT, f"k{i}", value) for i in range(100)]
+
+    def raw_put() -> None:
+        raw.hset(_raw_key(0), "v", json.dumps(value))
+
+    def raw_batch_put() -> None:
+        pipe = raw.pipeline(transaction=False)
+        for i in range(100):
+            pipe.hset(_raw_key(i), "v", json.dumps(value))
+        pipe.execute()
+
+    puts = compare(
+        {
+            "ours": lambda: ours.put(("bench", "user1"), "p", value),
+            "raw": raw_put,
+            "ours_tenant": lambda: ours.put(TENANT, "p", value),
+        },
+        n,
+        repeats,
+    )
+    batches = compare(
+        {
+            "ours": lambda: ours.batch(batch),
+            "raw": raw_batch_put,
+            "ours_tenant": lambda: ours.batch(tenant_batch),
+        },
+        max(10, n // 10),
+        repeats,
+    )
+    return {"redis_put": puts, "redis_batch_put_100": batches}
 
 
 def redis_scenarios(url: str, n: int, repeats: int) -> tuple[dict[str, dict[str, float]], str]:
@@ -92,6 +134,8 @@ def redis_scenarios(url: str, n: int, repeats: int) -> tuple[dict[str, dict[str,
         results["redis_batch_get_100"] = compare(
             {"ours": lambda: ours.batch(gets), "raw": raw_batch}, max(10, n // 10), repeats
         )
+
+        results.update(_put_scenarios(ours, raw, n, repeats))
 
         docs = {f"d{i}": {"score": i, "kind": "note" if i % 2 else "fact"} for i in range(1000)}
         ours.batch([PutOp(("search", "docs"), k, v) for k, v in docs.items()])

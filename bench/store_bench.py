@@ -2,6 +2,7 @@
 
 Usage:
     python bench/store_bench.py [--url postgresql://...] [--quick] [--out FILE.json]
+                                [--only postgres|redis]
 
 Without --url it starts the embedded PostgreSQL 18. Every scenario runs the three
 implementations interleaved on the same server and data, repeats, and reports the
@@ -294,6 +295,14 @@ def report(results: dict[str, Any]) -> list[str]:
             f"{lg * 1e6 if lg else float('nan'):13.1f} {vs_raw or float('nan'):8.2f} "
             f"{vs_lg or float('nan'):8.2f}  {verdict}"
         )
+        if "ours_tenant" in t:  # the same, under ("tenants", <id>, ...)
+            tenant = t["ours_tenant"]
+            lines.append(
+                f"{name + ' (tenant)':30} {tenant * 1e6:10.1f} {raw * 1e6 if raw else 0:10.1f} "
+                f"{'':13} {(raw or 0) / tenant:8.2f} {'':8}  {ours / tenant:.2f}x ours"
+            )
+    if "list_namespaces" not in results:
+        return lines
     ln = results["list_namespaces"]
     lines.append(
         f"list_namespaces over {ln['items_in_table']} items: ours {ln['ours'] * 1e3:.3f} ms "
@@ -311,6 +320,9 @@ def main() -> None:
     parser.add_argument("--url", help="PostgreSQL URL (default: start the embedded server)")
     parser.add_argument("--redis-url", help="Redis URL (default: start an embedded Valkey)")
     parser.add_argument("--quick", action="store_true", help="fewer iterations and items")
+    parser.add_argument(
+        "--only", choices=("postgres", "redis"), help="run one backend's scenarios only"
+    )
     parser.add_argument("--out", default="bench/results/store_bench.json")
     parser.add_argument(
         "--no-pin",
@@ -320,36 +332,41 @@ def main() -> None:
     args = parser.parse_args()
     n, repeats, items = (200, 3, 20_000) if args.quick else (2000, 7, 100_000)
     can_pin = not args.no_pin and (os.cpu_count() or 1) >= 2
-    pin = can_pin and not args.url
-    with server(args.url, pin) as url:
-        reset(url)
-        scenarios = sync_scenarios(url, n, repeats)
-        scenarios["async_get_50_concurrent"] = asyncio.run(async_scenario(url, n, repeats))
-        reset(url)
-        with (
-            psycopg.connect(url, autocommit=True) as conn,
-            psycopg.connect(url, autocommit=True, **LG_OPTIONS) as lg_conn,
-            PostgresStore(conn, schema=SCHEMA, start_sweeper=False) as ours,
-        ):
-            ours.setup()
-            LGStore(lg_conn).setup()
-        listing = list_namespaces_scenario(url, n, repeats, items)
-        with psycopg.connect(url) as conn:
-            version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(url, again=False)
-    with redis_server(args.redis_url, can_pin and not args.redis_url) as redis_url:
-        redis_results, redis_name = redis_scenarios(redis_url, n, repeats)
-    scenarios.update(redis_results)
-    results = {
-        "server": version,
-        "redis_server": redis_name,
-        "iterations": n,
-        "repeats": repeats,
-        "pinned": pin,
-        "scenarios": scenarios,
-        "list_namespaces": listing,
-    }
+    pin = can_pin and not args.url and args.only != "redis"
+    results: dict[str, Any] = {"iterations": n, "repeats": repeats, "pinned": pin}
+    scenarios: dict[str, dict[str, float]] = {}
+    if args.only != "redis":
+        with server(args.url, pin) as url:
+            scenarios, listing, version = postgres_scenarios(url, n, repeats, items)
+        results |= {"server": version, "list_namespaces": listing}
+    if args.only != "postgres":
+        with redis_server(args.redis_url, can_pin and not args.redis_url) as redis_url:
+            redis_results, results["redis_server"] = redis_scenarios(redis_url, n, repeats)
+        scenarios.update(redis_results)
+    results["scenarios"] = scenarios
     publish(args.out, results, report(results))
+
+
+def postgres_scenarios(
+    url: str, n: int, repeats: int, items: int
+) -> tuple[dict[str, dict[str, float]], dict[str, float], str]:
+    """The PostgreSQL scenarios, the namespace listing and the server's version."""
+    reset(url)
+    scenarios = sync_scenarios(url, n, repeats)
+    scenarios["async_get_50_concurrent"] = asyncio.run(async_scenario(url, n, repeats))
+    reset(url)
+    with (
+        psycopg.connect(url, autocommit=True) as conn,
+        psycopg.connect(url, autocommit=True, **LG_OPTIONS) as lg_conn,
+        PostgresStore(conn, schema=SCHEMA, start_sweeper=False) as ours,
+    ):
+        ours.setup()
+        LGStore(lg_conn).setup()
+    listing = list_namespaces_scenario(url, n, repeats, items)
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+    reset(url, again=False)
+    return scenarios, listing, version
 
 
 if __name__ == "__main__":

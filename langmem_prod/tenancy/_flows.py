@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from langmem_prod.errors import TenantExistsError, TenantNotFoundError
+from langmem_prod.store._usage import usage_report
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._schema import setup_gen as store_setup_gen
@@ -81,20 +82,6 @@ _SHRED = "UPDATE {s}.tenants SET salt = NULL, updated_at = %s WHERE id = %s RETU
 _DELETE = """
 WITH usage AS (DELETE FROM {s}.tenant_usage WHERE tenant_id = %(id)s)
 DELETE FROM {s}.tenants WHERE id = %(id)s RETURNING id"""
-
-
-def usage_report(
-    items: int, size: int, max_items: int | None, max_bytes: int | None
-) -> dict[str, Any]:
-    """A tenant's usage and how much of each quota it takes (None: unlimited)."""
-    return {
-        "items": int(items),
-        "bytes": int(size),
-        "max_items": max_items,
-        "max_bytes": max_bytes,
-        "items_used": None if not max_items else round(int(items) / max_items, 4),
-        "bytes_used": None if not max_bytes else round(int(size) / max_bytes, 4),
-    }
 
 
 def _missing(tenant_id: str) -> TenantNotFoundError:

@@ -24,6 +24,7 @@ CORE = [
     "store/postgres/_sql.py",
     "store/postgres/_filter_sql.py",
     "store/postgres/_schema.py",
+    "store/redis/_quota.py",
 ]
 BANNED = {"asyncio", "threading", "redis", "socket", "time", "psycopg_pool"}
 ALLOWED_PSYCOPG = {"psycopg.sql"}  # identifier quoting only, no connections

@@ -14,7 +14,9 @@ from langmem_prod.store._access import TrackAccess
 from langmem_prod.store._base import StoreBase
 from langmem_prod.store._flows import Flows
 from langmem_prod.store._retry import RetryPolicy
+from langmem_prod.store._transform import ValueTransform
 from langmem_prod.store._values import DEFAULT_MAX_VALUE_BYTES
+from langmem_prod.store.redis import _stored
 from langmem_prod.store.redis._gen import RedisConfig, batch_gen, flush_gen, sweep_gen
 from langmem_prod.store.redis._keys import DEFAULT_PREFIX, DEFAULT_SHARDS, KeyLayout
 
@@ -48,6 +50,7 @@ class RedisStoreBase(StoreBase, Generic[C]):
         flush_interval: float = 1.0,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
+        values: ValueTransform | None = None,
     ) -> None:
         super().__init__()
         if isinstance(shard_depth, bool) or not isinstance(shard_depth, int) or shard_depth < 1:
@@ -61,6 +64,7 @@ class RedisStoreBase(StoreBase, Generic[C]):
             flush_interval=flush_interval,
             retry=retry,
             clock=clock,
+            values=values,
         )
         if self._index is not None and self._index.dims > _MAX_DIMS:
             raise ConfigurationError(f"the Redis store takes at most {_MAX_DIMS} dims")
@@ -70,6 +74,8 @@ class RedisStoreBase(StoreBase, Generic[C]):
             functools.partial(batch_gen, self._cfg),
             functools.partial(flush_gen, self._cfg),
             functools.partial(sweep_gen, self._cfg),
+            functools.partial(_stored.page_gen, self._cfg),
+            functools.partial(_stored.replace_gen, self._cfg),
         )
         self._worker_name = f"langmem-redis-{prefix}"
         self.client = client

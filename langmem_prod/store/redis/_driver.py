@@ -7,7 +7,8 @@ Rules:
   and again after a NOSCRIPT reply (a restarted or flushed server), then the pipeline is
   sent again: every write script is an idempotent upsert or delete;
 - connection drops, timeouts, cluster reconfigurations and a loading server are retried
-  with backoff; errors leave through `translate`;
+  with backoff; errors leave through `translate` (a write script's quota refusal becomes
+  `QuotaExceededError`);
 - the twins differ only in `await`.
 """
 
@@ -31,6 +32,7 @@ from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.redis._effects import Command, Pipeline
 from langmem_prod.store.redis._lua import SCRIPTS
+from langmem_prod.store.redis._quota import quota_error
 
 T = TypeVar("T")
 _RETRYABLE = (
@@ -51,6 +53,8 @@ def translate(exc: BaseException) -> BaseException:
         return BackendTimeoutError(f"Redis did not answer in time: {exc}")
     if isinstance(exc, _RETRYABLE):
         return BackendUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}")
+    if isinstance(exc, rx.ResponseError) and (quota := quota_error(str(exc))) is not None:
+        return quota
     if isinstance(exc, rx.RedisError):
         return BackendError(f"Redis rejected the operation: {type(exc).__name__}: {exc}")
     return exc

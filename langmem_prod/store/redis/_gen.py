@@ -7,6 +7,8 @@ Rules:
   under a prefix at least that deep touches one shard, a shallower one every shard;
 - search and listing scripts return at most offset + limit rows per shard; the rows are
   merged here (newest first, or best score first) and paged;
+- a put under ("tenants", <id>, ...) carries its size, so the write script keeps the
+  tenant's usage and enforces its limits (see `_quota`);
 - reads never write: access statistics and TTL refreshes go to the buffer, as in the
   Postgres store, and the flush script writes them; the sweep script deletes expired
   items and their index entries.
@@ -36,6 +38,7 @@ from langmem_prod.store._ops import BatchPlan, GetPlan, ListPlan, SearchPlan, Wr
 from langmem_prod.store._values import decode_value
 from langmem_prod.store.redis._effects import Command, Pipeline, script
 from langmem_prod.store.redis._keys import REGISTRY_ALL, KeyLayout, registry_member, registry_range
+from langmem_prod.store.redis._quota import jsonb_size, tenant_of
 
 SWEEP_CHUNK = 1000
 _BASES_CACHED = 10_000
@@ -327,7 +330,8 @@ def _write_scripts(
         else:
             ttl_us = round(w.ttl_minutes * 60_000_000)
             ttl = [max(1, ttl_us // 1000), now_us + ttl_us, repr(w.ttl_minutes)]
-        args += ["p", w.prefix, member, w.key, w.value_json, *ttl, vectors]
+        size = "" if tenant_of(w.prefix) is None else jsonb_size(w.value_json)
+        args += ["p", w.prefix, member, w.key, w.value_json, *ttl, vectors, size]
     flag = "1" if cfg.index is not None else "0"
     return [
         script("write", cfg.keys.shard_keys(base), (now_us, now_iso, base, flag, *args))

@@ -15,7 +15,10 @@ Rules:
 - the registry of a shard is a sorted set of namespaces written as their labels joined
   by NUL, so its lexicographic order is LangGraph's tuple order ("a", "b") < ("a-c",),
   and a namespace with its descendants is the range [text, text + "\1");
-- a shard's expiry index scores `namespace\0key` by expiry time (µs, store clock).
+- a shard's expiry index scores `namespace\0key` by expiry time (µs, store clock);
+- a tenant's usage, in the shard of its namespaces ("tenants", <id>, ...): a hash
+  `...:u:<id>` of `namespace\0key` to the item's size, and a hash `...:q:<id>` of the
+  sizes' sum (`bytes`) and the limits (`max_items`, `max_bytes`; see `_quota`).
 """
 
 from __future__ import annotations

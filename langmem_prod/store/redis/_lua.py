@@ -10,10 +10,10 @@ Rules:
   by MGET, up to `CHUNK` at a time;
 - times are integer microseconds of the store's clock, passed in ARGV and compared as
   numbers; scripts return them as strings (Redis would truncate Lua numbers);
-- filters are evaluated here, on cjson-decoded values, with the rules of
-  `store._filter`: JSON-typed equality, numbers ordered as numbers, strings in byte
-  (= code point) order whatever the server locale, missing paths never equal; empty
-  arrays are told from empty objects by a marker (`decode`), as cjson cannot;
+- filters are evaluated here, with the functions of `_lua_prelude`;
+- the write script checks, before writing anything, the batch's net effect on each
+  tenant with limits (see `_quota`), and refuses the whole batch if it would take one
+  over; it keeps every tenant's usage, limits or not;
 - vectors are unit-length float32 blobs, so a dot product is the cosine similarity, and
   an item scores its best field (max pooling).
 """
@@ -22,234 +22,94 @@ from __future__ import annotations
 
 import hashlib
 
-PRELUDE = r"""
-local MISSING = {}
--- cjson decodes [] and {} to the same empty table; an empty array is marked instead by
--- this string, which no stored value can hold (values never contain NUL).
-local EMPTY = '\0[]'
+from langmem_prod.store.redis._lua_prelude import PRELUDE
+from langmem_prod.store.redis._quota import QUOTA_ERROR
 
-local function is_array(t)
-  return type(next(t)) == 'number'
-end
+# The quota check of the write script: the batch's net effect on each tenant with limits.
+QUOTA_CHECK = r"""
+-- How many expired items a refused write sweeps from its shard before checking again.
+local PRUNE = 1000
 
-local function decode(text)
-  if not string.find(text, '[]', 1, true) then return cjson.decode(text) end
-  local out, pos, i, in_str = {}, 1, 1, false
-  while true do
-    local j
-    if in_str then
-      j = string.find(text, '["\\]', i)
-      if not j then break end
-      if string.sub(text, j, j) == '\\' then i = j + 2 else in_str = false; i = j + 1 end
-    else
-      j = string.find(text, '["%[]', i)
-      if not j then break end
-      if string.sub(text, j, j) == '"' then
-        in_str = true; i = j + 1
-      elseif string.sub(text, j + 1, j + 1) == ']' then
-        table.insert(out, string.sub(text, pos, j - 1))
-        table.insert(out, '"\\u0000[]"')
-        pos = j + 2; i = j + 2
-      else
-        i = j + 1
+-- The limits of the tenants a batch writes to ({max_items, max_bytes}, or false for
+-- none), and the writes of those with limits: {tenant, tag, size or false}.
+local function limited_writes(base, first)
+  local limits, writes, i = {}, {}, first
+  while i <= #ARGV do
+    local kind, ns = ARGV[i], ARGV[i + 1]
+    local tenant = tenant_of(ns)
+    if tenant then
+      if limits[tenant] == nil then
+        local q = redis.call('HMGET', base .. 'q:' .. tenant, 'max_items', 'max_bytes')
+        local max_items, max_bytes = tonumber(q[1] or ''), tonumber(q[2] or '')
+        limits[tenant] = (max_items or max_bytes) and {max_items, max_bytes} or false
+      end
+      if limits[tenant] then
+        local size = kind == 'p' and tonumber(ARGV[i + 9]) or false
+        writes[#writes + 1] = {tenant, ns .. '\0' .. ARGV[i + 3], size}
       end
     end
+    if kind == 'd' then i = i + 4 else i = i + 10 end
   end
-  table.insert(out, string.sub(text, pos))
-  return cjson.decode(table.concat(out))
+  return limits, writes
 end
 
-local function at_path(doc, path)
-  local cur = doc
-  for i = 1, #path do
-    if type(cur) ~= 'table' then return MISSING end
-    local seg, nxt = path[i], nil
-    if next(cur) ~= nil and is_array(cur) then
-      if not string.match(seg, '^%-?%d+$') then return MISSING end
-      local idx = tonumber(seg)
-      if idx < 0 then idx = #cur + idx end
-      nxt = cur[idx + 1]
-    else
-      nxt = cur[seg]
+local function limit_text(n)
+  if n then return string.format('%d', n) end
+  return 'unlimited'
+end
+
+-- Why the writes would take a tenant over its limits (the error text), or nil. Like
+-- the Postgres trigger, only a write that adds items (or bytes) is held to that limit.
+local function refusal(base, limits, writes)
+  local net, pending = {}, {}
+  for _, w in ipairs(writes) do
+    local tenant, tag, size = w[1], w[2], w[3]
+    local old = pending[tag]
+    if old == nil then old = tonumber(redis.call('HGET', base .. 'u:' .. tenant, tag) or '0') end
+    pending[tag] = size or 0
+    local d = net[tenant] or {0, 0}
+    net[tenant] = d
+    d[1] = d[1] + (size and 1 or 0) - (old > 0 and 1 or 0)
+    d[2] = d[2] + (size or 0) - old
+  end
+  for tenant, d in pairs(net) do
+    local max_items, max_bytes = limits[tenant][1], limits[tenant][2]
+    local items = redis.call('HLEN', base .. 'u:' .. tenant) + d[1]
+    local bytes = tonumber(redis.call('HGET', base .. 'q:' .. tenant, 'bytes') or '0') + d[2]
+    if (d[1] > 0 and max_items and items > max_items)
+      or (d[2] > 0 and max_bytes and bytes > max_bytes) then
+      return string.format('%s tenant %s is over its quota: %d of %s items, %d of %s bytes',
+        QUOTA_ERROR, tenant, items, limit_text(max_items), bytes, limit_text(max_bytes))
     end
-    if nxt == nil then return MISSING end
-    cur = nxt
   end
-  return cur
-end
-
-local function equal(a, b)
-  local ta = type(a)
-  if ta ~= type(b) then return false end
-  if ta ~= 'table' then return a == b end
-  local aa = is_array(a)
-  if aa ~= is_array(b) then return false end
-  if aa then
-    if #a ~= #b then return false end
-    for i = 1, #a do if not equal(a[i], b[i]) then return false end end
-    return true
-  end
-  for k, v in pairs(a) do
-    if b[k] == nil or not equal(v, b[k]) then return false end
-  end
-  for k in pairs(b) do if a[k] == nil then return false end end
-  return true
-end
-
-local function bytecmp(a, b)
-  if a == b then return 0 end
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then if x < y then return -1 else return 1 end end
-  end
-  if #a < #b then return -1 else return 1 end
-end
-
-local function compare(actual, c)
-  if c.s then
-    if type(actual) ~= 'string' or actual == EMPTY then return nil end
-    return bytecmp(actual, c.v)
-  end
-  if type(actual) ~= 'number' then return nil end
-  if actual < c.v then return -1 elseif actual > c.v then return 1 end
-  return 0
-end
-
-local function matches(doc, conds)
-  for _, c in ipairs(conds) do
-    local actual = at_path(doc, c.p)
-    local present = actual ~= MISSING
-    local op, ok = c.o, false
-    if op == '$eq' then ok = present and equal(actual, c.v)
-    elseif op == '$ne' then ok = not (present and equal(actual, c.v))
-    elseif op == '$in' or op == '$nin' then
-      local found = false
-      if present then
-        for _, x in ipairs(c.v) do if equal(actual, x) then found = true; break end end
-      end
-      if op == '$in' then ok = found else ok = not found end
-    elseif op == '$exists' then ok = (present == c.v)
-    else
-      local cmp = nil
-      if present then cmp = compare(actual, c) end
-      if cmp == nil then ok = false
-      elseif op == '$gt' then ok = cmp > 0
-      elseif op == '$gte' then ok = cmp >= 0
-      elseif op == '$lt' then ok = cmp < 0
-      else ok = cmp <= 0 end
-    end
-    if not ok then return false end
-  end
-  return true
-end
-
--- Some `"<label>":<number>` in a record compares as condition c asks (see _gen._needle).
-local function some_number(record, c)
-  local from = 1
-  while true do
-    local _, j = string.find(record, c.k, from, true)
-    if not j then return false end
-    local x = tonumber(string.match(record, '^%-?[%d%.eE%+%-]+', j + 1))
-    if x then
-      local op, v = c.o, c.v
-      if (op == '$eq' and x == v) or (op == '$gt' and x > v) or (op == '$gte' and x >= v)
-        or (op == '$lt' and x < v) or (op == '$lte' and x <= v) then
-        return true
-      end
-    end
-    from = j + 1
-  end
-end
-
--- The test of a record against conditions: their text tests first (see _gen._needle: `t`,
--- text the value's JSON holds whenever the condition does, or `k`, a label that a fitting
--- number follows), then the conditions on the decoded value. Most records that fail,
--- fail a text test, without decoding.
-local function record_test(conds)
-  local texts, numbers = {}, {}
-  for _, c in ipairs(conds) do
-    if c.t then texts[#texts + 1] = c.t end
-    if c.k then numbers[#numbers + 1] = c end
-  end
-  return function(record)
-    for i = 1, #texts do
-      if not string.find(record, texts[i], 1, true) then return false end
-    end
-    for i = 1, #numbers do
-      if not some_number(record, numbers[i]) then return false end
-    end
-    return matches(decode(string.sub(record, string.find(record, '\n', 1, true) + 1)), conds)
-  end
-end
-
-local function split(s, sep)
-  local out, start = {}, 1
-  while true do
-    local i = string.find(s, sep, start, true)
-    if not i then table.insert(out, string.sub(s, start)); return out end
-    table.insert(out, string.sub(s, start, i - 1))
-    start = i + 1
-  end
-end
-
-local function ns_text(member) return (string.gsub(member, '%z', '.')) end
-
--- An item record's header fields, and where its value starts.
-local function header(record)
-  local c, u, e, t, at = string.match(record, '^(%S+) (%S+) (%S+) (%S+)\n()')
-  return c, u, e, t, at
-end
-
-local function unexpired(e, now) return e == '-' or tonumber(e) > now end
-
--- The records of `keys` (false where missing) under a namespace's record key base.
-local CHUNK = 128
-
-local function records(recs, keys)
-  if #keys == 0 then return {} end
-  local names = {}
-  for j = 1, #keys do names[j] = recs .. keys[j] end
-  return redis.call('MGET', unpack(names))
-end
-
--- Whether a namespace holds a live item (by the store's clock).
-local function any_live(base, ns, now)
-  local idx, recs, start = base .. 'n:' .. ns, base .. 'r:' .. ns .. '\0', 0
-  while true do
-    local keys = redis.call('ZRANGE', idx, start, start + CHUNK - 1)
-    if #keys == 0 then return false end
-    for _, d in ipairs(records(recs, keys)) do
-      if d and unexpired(select(3, header(d)), now) then return true end
-    end
-    start = start + CHUNK
-  end
-end
-
--- Remove an item and its index entries; drop its namespace from the registry once empty.
-local function remove(base, ns, member, key, reg, exp, ttlns)
-  local tag, idx = ns .. '\0' .. key, base .. 'n:' .. ns
-  redis.call('DEL', base .. 'r:' .. tag, base .. 'v:' .. tag)
-  redis.call('HDEL', base .. 's:' .. ns, key)
-  redis.call('ZREM', idx, key)
-  redis.call('ZREM', exp, tag)
-  if redis.call('ZCARD', idx) == 0 then
-    redis.call('ZREM', reg, member)
-    redis.call('SREM', ttlns, member)
-    redis.call('DEL', base .. 's:' .. ns)
-  end
+  return nil
 end
 """
 
 # KEYS: registry, expiry, expiring. ARGV: now, now as ISO text, base, has_index, then one
 #   group per write:
 #   put:    'p', ns, member, key, value, ttl_ms|'', expires|'-', ttl_minutes|'-', vectors
-#           (the unit float32 blobs of its indexed fields, concatenated; '' for none)
+#           (the unit float32 blobs of its indexed fields, concatenated; '' for none),
+#           size (of the value, see `_quota.jsonb_size`; '' outside "tenants")
 #   delete: 'd', ns, member, key
+# Returns 1, or refuses the whole batch, writing nothing of it, with an error reply
+#   "<QUOTA_ERROR> tenant <id> is over its quota: ..." (expired items of the shard may be
+#   swept first, to make room).
 WRITE = (
     PRELUDE
+    + f"local QUOTA_ERROR = '{QUOTA_ERROR}'\n"
+    + QUOTA_CHECK
     + r"""
 local reg, exp, ttlns = KEYS[1], KEYS[2], KEYS[3]
 local now, now_iso, base, has_index = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local limits, limited = limited_writes(base, 5)
+if #limited > 0 then
+  local why = refusal(base, limits, limited)
+  if why and sweep(base, tonumber(now), PRUNE, reg, exp, ttlns) > 0 then
+    why = refusal(base, limits, limited)
+  end
+  if why then return redis.error_reply(why) end
+end
 local i = 5
 while i <= #ARGV do
   local kind, ns, member, key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -283,7 +143,8 @@ while i <= #ARGV do
     end
     redis.call('ZADD', base .. 'n:' .. ns, '-' .. now, key)
     redis.call('ZADD', reg, 0, member)
-    i = i + 9
+    if ARGV[i + 9] ~= '' then account(base, ns, tag, tonumber(ARGV[i + 9])) end
+    i = i + 10
   end
 end
 return 1
@@ -417,21 +278,7 @@ return out
 SWEEP = (
     PRELUDE
     + r"""
-local now, base = tonumber(ARGV[1]), ARGV[2]
-local deleted = 0
-for _, tag in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, ARGV[3])) do
-  local cut = string.find(tag, '\0', 1, true)
-  local ns, key = string.sub(tag, 1, cut - 1), string.sub(tag, cut + 1)
-  local d, e = redis.call('GET', base .. 'r:' .. tag), '-'
-  if d then _, _, e = header(d) end
-  if e ~= '-' and tonumber(e) > now then
-    redis.call('ZADD', KEYS[2], e, tag)
-  else
-    remove(base, ns, (string.gsub(ns, '%.', '\0')), key, KEYS[1], KEYS[2], KEYS[3])
-    deleted = deleted + 1
-  end
-end
-return deleted
+return sweep(ARGV[2], tonumber(ARGV[1]), ARGV[3], KEYS[1], KEYS[2], KEYS[3])
 """
 )
 
@@ -479,11 +326,55 @@ return touched
 """
 )
 
+# Compare-and-set of stored values (see `_stored`).
+REPLACE = (
+    PRELUDE
+    + r"""
+-- KEYS: records; ARGV: the shard's key base, then per record its namespace, key, old
+-- JSON, new JSON and new size ('' outside tenants). Returns how many were replaced.
+local base = ARGV[1]
+local replaced = 0
+for i, key in ipairs(KEYS) do
+  local j = 2 + (i - 1) * 5
+  local record = redis.call('GET', key)
+  if record then
+    local cut = string.find(record, '\n', 1, true)
+    if string.sub(record, cut + 1) == ARGV[j + 2] then
+      redis.call('SET', key, string.sub(record, 1, cut) .. ARGV[j + 3], 'KEEPTTL')
+      if ARGV[j + 4] ~= '' then
+        account(base, ARGV[j], ARGV[j] .. '\0' .. ARGV[j + 1], tonumber(ARGV[j + 4]))
+      end
+      replaced = replaced + 1
+    end
+  end
+end
+return replaced
+"""
+)
+
+# KEYS: the tenant's sizes hash, its usage hash. ARGV: base, then groups of ns, key, size.
+# Counts the items written before usage was kept (see `_quota_gen.count_gen`): each one
+# whose record still exists and has no size yet. Returns how many were counted.
+BACKFILL = r"""
+local base, counted = ARGV[1], 0
+for i = 2, #ARGV, 3 do
+  local tag = ARGV[i] .. '\0' .. ARGV[i + 1]
+  if redis.call('EXISTS', base .. 'r:' .. tag) == 1
+    and redis.call('HSETNX', KEYS[1], tag, ARGV[i + 2]) == 1 then
+    redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[i + 2])
+    counted = counted + 1
+  end
+end
+return counted
+"""
+
 SCRIPTS: dict[str, str] = {
     "write": WRITE,
     "search": SEARCH,
     "list": LIST,
     "sweep": SWEEP,
     "flush": FLUSH,
+    "replace": REPLACE,
+    "backfill": BACKFILL,
 }
 SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in SCRIPTS.items()}

@@ -12,6 +12,7 @@ from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._async import AsyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
 from langmem_prod.store.redis._driver import AsyncRedisRunner
+from langmem_prod.store.redis._quota_gen import set_limits_gen, usage_gen
 from langmem_prod.store.redis._server import check_server
 
 
@@ -65,3 +66,13 @@ class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCl
         """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
         check_server(await self._runner.client.info("server"))
         await self._runner.load_scripts()
+
+    async def aset_tenant_limits(
+        self, tenant_id: str, *, max_items: int | None = None, max_bytes: int | None = None
+    ) -> None:
+        """Replace the quota of tenant `tenant_id`, as `RedisStore.set_tenant_limits`."""
+        await self._runner.run(set_limits_gen(self._cfg, tenant_id, max_items, max_bytes))
+
+    async def atenant_usage(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's usage and limits, as `RedisStore.tenant_usage`."""
+        return await self._runner.run(usage_gen(self._cfg, tenant_id))

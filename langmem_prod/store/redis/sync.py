@@ -12,6 +12,7 @@ from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._sync import SyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
 from langmem_prod.store.redis._driver import SyncRedisRunner, close_client
+from langmem_prod.store.redis._quota_gen import set_limits_gen, usage_gen
 from langmem_prod.store.redis._server import check_server
 
 
@@ -39,8 +40,8 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
         shard_depth: how many leading labels choose a namespace's shard; searches and
             listings under a prefix at least that deep touch a single shard.
         index: LangGraph's `IndexConfig` for semantic search (exact cosine, in Lua).
-        ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock:
-            as for `PostgresStore`.
+        ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock,
+        values: as for `PostgresStore`.
     """
 
     _runner: SyncRedisRunner
@@ -70,3 +71,21 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
         """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
         check_server(self._runner.client.info("server"))
         self._runner.load_scripts()
+
+    def set_tenant_limits(
+        self, tenant_id: str, *, max_items: int | None = None, max_bytes: int | None = None
+    ) -> None:
+        """Replace the quota of tenant `tenant_id` (items under ("tenants", tenant_id, ...)).
+
+        None is unlimited. Writes that would take the tenant over a limit are refused
+        with `QuotaExceededError`, atomically, inside Redis; deletes, updates and TTL
+        expiry free room. Needs `shard_depth` <= 2, so a tenant lives in one shard.
+        """
+        self._runner.run(set_limits_gen(self._cfg, tenant_id, max_items, max_bytes))
+
+    def tenant_usage(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's `items`, `bytes`, `max_items`, `max_bytes`, `items_used`, `bytes_used`.
+
+        Sizes are those PostgreSQL counts (the value's jsonb text, in UTF-8 bytes).
+        """
+        return self._runner.run(usage_gen(self._cfg, tenant_id))
