@@ -145,6 +145,40 @@ class Backend:
         for place in self._places:
             await asyncio.to_thread(self._remove, place)
 
+    async def raw_dump(self, place: str) -> bytes:
+        """Every byte the backend holds under `place`: whole rows, or every key's data."""
+        if self.kind == "postgres":
+            async with await psycopg.AsyncConnection.connect(self.server.url) as conn:
+                dump = b""
+                for (table,) in await (
+                    await conn.execute(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                        (place,),
+                    )
+                ).fetchall():
+                    cur = await conn.execute(f'SELECT t::text FROM "{place}"."{table}" t')
+                    dump += "\n".join(row[0] for row in await cur.fetchall()).encode()
+                return dump
+        return await asyncio.to_thread(self._redis_dump, place)
+
+    def _redis_dump(self, place: str) -> bytes:
+        client = self._redis()
+        reads = {
+            b"string": lambda k: [client.get(k)],
+            b"hash": lambda k: [x for kv in client.hgetall(k).items() for x in kv],
+            b"zset": lambda k: client.zrange(k, 0, -1),
+            b"list": lambda k: client.lrange(k, 0, -1),
+            b"set": lambda k: list(client.smembers(k)),
+            b"stream": lambda k: [x for _, f in client.xrange(k) for kv in f.items() for x in kv],
+        }
+        try:
+            parts: list[bytes] = []
+            for key in client.scan_iter(match=f"{place}:*", count=1000):
+                parts += [key, *(x or b"" for x in reads[client.type(key)](key))]
+            return b"\n".join(parts)
+        finally:
+            close_client(client)
+
     def _remove(self, place: str) -> None:
         if self.kind == "postgres":
             drop_schema(self.server.url, place)

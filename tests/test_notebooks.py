@@ -54,4 +54,13 @@ EXPECTED = {
         ("I still know about: E7731, INV-20417", 2),  # the graph kept them, turn after turn
         ("'Invoice INV-20417 is 1,240.50 EUR.'", 1),  # the memory kept the fact
     ],
+    "04_multi_tenant.ipynb": [
+        ("mail [EMAIL]", 1),  # PII masked before storing
+        ("(4, 16, 5)", 1),  # 20 racing puts, room for 4: exactly 4 stored
+        ('"kind": "secret", "__sealed__": "AQ', 1),  # acme's raw row: a ciphertext
+        ('"text": "globex likes blue"}\')', 1),  # globex's raw row: plain JSON
+        ("DecryptionError: a stored value failed authentication", 1),  # copied ciphertext
+        ("Problem(seq=1, reason='hash does not follow", 1),  # the edited audit row
+        ("([('acme',)], [], 0, {'kind': 'memo'", 1),  # RLS: own rows only, none widened
+    ],
 }

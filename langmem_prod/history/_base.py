@@ -30,6 +30,7 @@ from langmem_prod.history._messages import (
     encode_state,
     window,
 )
+from langmem_prod.security.pii import Redactor
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 
@@ -89,6 +90,7 @@ class ChatHistoryBase(BaseChatMessageHistory):
         codec: Codec | None,
         clock: Callable[[], datetime] | None,
         retry: RetryPolicy | None,
+        redactor: Redactor | None = None,
     ) -> None:
         """Check and keep what every history takes besides its connection and place."""
         self.session_id = check_id("session_id", session_id)
@@ -96,7 +98,10 @@ class ChatHistoryBase(BaseChatMessageHistory):
         self.user_id = check_id("user_id", user_id, optional=True) or None
         if codec is not None and not isinstance(codec, Codec):
             raise ConfigurationError("codec must have encode(data, context) and decode(...)")
+        if redactor is not None and not isinstance(redactor, Redactor):
+            raise ConfigurationError("redactor must be a langmem_prod.security.Redactor")
         self._codec = codec
+        self._redactor = redactor
         self._context = f"history\x00{self.tenant_id}\x00{self.session_id}".encode()
         self._clock = clock or _utcnow
         self._retry = retry or RetryPolicy()
@@ -134,10 +139,14 @@ class ChatHistoryBase(BaseChatMessageHistory):
         )
 
     def _append(self, messages: Sequence[BaseMessage]) -> Generator[Any, Any, None]:
+        if self._redactor is not None:
+            messages = [self._redactor.redact_message(m) for m in messages]
         blobs = encode_messages(messages, self._codec, self._context)
         return self._conversation.append_gen(blobs, self._clock())
 
     def _save(self, state: Mapping[str, Any]) -> Generator[Any, Any, None]:
+        if self._redactor is not None:
+            state = self._redactor.redact_value(dict(state))
         blob = encode_state(state, self._codec, self._context)
         return self._conversation.save_state_gen(blob, self._clock())
 

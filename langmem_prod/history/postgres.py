@@ -15,6 +15,7 @@ from langmem_prod.history._base import ChatHistoryBase, split_sources
 from langmem_prod.history._messages import check_max_messages, check_ttl
 from langmem_prod.history._pg import PgConversation, setup_gen, sweep_gen
 from langmem_prod.history._shared import apg_pool, pg_pool
+from langmem_prod.security.pii import Redactor
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase
 from langmem_prod.store._worker import ThreadWorker
@@ -58,6 +59,8 @@ class PostgresChatMessageHistory(ChatHistoryBase):
         max_messages: keep only the newest N messages.
         ttl: seconds (or a timedelta) after the last write when the conversation expires.
         codec: transforms stored bytes (encryption plugs in here).
+        redactor: redacts PII from messages (and saved state) before they are stored,
+            e.g. `tenancy.tenant_redactor(tenant, secret)` for the tenant's policy.
         retry: how transient connection failures are retried.
         clock: returns the current aware datetime (inject a fake one in tests).
     """
@@ -74,11 +77,18 @@ class PostgresChatMessageHistory(ChatHistoryBase):
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         codec: Codec | None = None,
+        redactor: Redactor | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._init_common(
-            session_id, tenant_id=tenant_id, user_id=user_id, codec=codec, clock=clock, retry=retry
+            session_id,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            codec=codec,
+            clock=clock,
+            retry=retry,
+            redactor=redactor,
         )
         self._schema = schema
         self._conversation = PgConversation(

@@ -14,6 +14,7 @@ from langmem_prod.history._base import ChatHistoryBase, split_sources
 from langmem_prod.history._messages import check_max_messages, check_ttl
 from langmem_prod.history._redis import DEFAULT_PREFIX, SCRIPTS, RedisConversation, check_prefix
 from langmem_prod.history._shared import aredis_client, redis_client
+from langmem_prod.security.pii import Redactor
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase
 from langmem_prod.store.redis._driver import AsyncRedisRunner, SyncRedisRunner
@@ -54,6 +55,8 @@ class RedisChatMessageHistory(ChatHistoryBase):
         max_messages: keep only the newest N messages.
         ttl: seconds (or a timedelta) after the last write when the conversation expires.
         codec: transforms stored bytes (encryption plugs in here).
+        redactor: redacts PII from messages (and saved state) before they are stored,
+            e.g. `tenancy.tenant_redactor(tenant, secret)` for the tenant's policy.
         retry: how transient connection failures are retried.
         clock: returns the current aware datetime (timestamps in the session hash).
     """
@@ -71,11 +74,18 @@ class RedisChatMessageHistory(ChatHistoryBase):
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         codec: Codec | None = None,
+        redactor: Redactor | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._init_common(
-            session_id, tenant_id=tenant_id, user_id=user_id, codec=codec, clock=clock, retry=retry
+            session_id,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            codec=codec,
+            clock=clock,
+            retry=retry,
+            redactor=redactor,
         )
         self._conversation = RedisConversation(
             check_prefix(prefix),

@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
@@ -32,8 +32,10 @@ from langmem_prod.store._coalesce import ReadCoalescer
 from langmem_prod.store._filter import parse_filter
 from langmem_prod.store._flows import Flows, maintenance_round
 from langmem_prod.store._maintenance import MaintenanceSchedule
-from langmem_prod.store._namespace import validate_op
+from langmem_prod.store._namespace import encode_namespace, validate_op, validated
 from langmem_prod.store._ops import check_timestamp
+from langmem_prod.store._stored import Replacement, StoredPage, check_limit, validate_prefix
+from langmem_prod.store._transform import op_namespaces, open_items, result_items
 from langmem_prod.store._worker import TaskWorker
 
 T = TypeVar("T")
@@ -86,11 +88,20 @@ class AsyncStore(StoreBase):
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Run ops in one round trip: all reads, then all writes."""
         self._bind_loop()
-        return await self._runner.run(self._flows.batch(self._plan(ops), self._now()))
+        if self.values is None:
+            return await self._runner.run(self._flows.batch(self._plan(ops), self._now()))
+        return await self._abatch_validated(validated(ops))
 
     async def _abatch_validated(self, ops: list[Op]) -> list[Result]:
+        if self.values is not None:
+            await self.values.aprepare(op_namespaces(ops))
         plan = self._plan(ops, validate=False)
-        return await self._runner.run(self._flows.batch(plan, self._now()))
+        results = await self._runner.run(self._flows.batch(plan, self._now()))
+        if self.values is not None:
+            items = result_items(results)
+            await self.values.aprepare(item.namespace for item in items)
+            open_items(self.values, items)
+        return results
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run `abatch` on the store's loop from another thread."""
@@ -104,6 +115,21 @@ class AsyncStore(StoreBase):
         if isinstance(op, SearchOp):
             parse_filter(op.filter)
         return self._coalescer.submit(op)
+
+    async def stored_values(
+        self, namespace_prefix: tuple[str, ...], *, cursor: Any = None, limit: int = 100
+    ) -> StoredPage:
+        """One page of the stored JSON of the items under a prefix (for maintenance jobs).
+
+        The store's `values` transform is bypassed. Pass the page's `cursor` back for the
+        next page; None means the last page was reached.
+        """
+        prefix = encode_namespace(validate_prefix(namespace_prefix))
+        return await self._runner.run(self._flows.page(prefix, cursor, check_limit(limit)))
+
+    async def replace_stored_values(self, replacements: Sequence[Replacement]) -> int:
+        """Replace stored JSON that is unchanged since it was read; returns how many were."""
+        return await self._runner.run(self._flows.replace(list(replacements)))
 
     async def aflush(self) -> int:
         """Write buffered access statistics and TTL refreshes now; returns items touched."""

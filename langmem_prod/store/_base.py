@@ -5,7 +5,9 @@ Rules:
   once with a `ConfigurationError`, not at its first call;
 - the store's clock (injectable for tests) must return aware datetimes; item times come
   from it, never from the server's clock;
-- a backend's base class calls `_init_common` and then builds its runner and worker.
+- a backend's base class calls `_init_common` and then builds its runner and worker;
+- with a `ValueTransform` (`values=`), a batch is validated, then the transform prepares
+  for its namespaces, then it is planned (values sealed), run, and its items opened.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from langmem_prod.store._index import IndexSettings, index_settings
 from langmem_prod.store._maintenance import MaintenanceSchedule
 from langmem_prod.store._ops import BatchPlan, check_timestamp, plan_batch
 from langmem_prod.store._retry import RetryPolicy
+from langmem_prod.store._transform import ValueTransform
 from langmem_prod.store._ttl import ttl_settings
 
 
@@ -49,7 +52,12 @@ class StoreBase(StoreApi):
         flush_interval: float,
         retry: RetryPolicy | None,
         clock: Callable[[], datetime] | None,
+        values: ValueTransform | None = None,
     ) -> None:
+        if values is not None and not isinstance(values, ValueTransform):
+            raise ConfigurationError(
+                "values must be a ValueTransform (prepare, aprepare, seal, open, check_search)"
+            )
         if track_access not in TRACK_ACCESS_MODES:
             raise ConfigurationError(f"track_access must be one of {', '.join(TRACK_ACCESS_MODES)}")
         if (
@@ -73,6 +81,7 @@ class StoreBase(StoreApi):
         sweep = self._ttl.sweep_interval_minutes * 60 if start_sweeper else None
         self._schedule = MaintenanceSchedule(self._flush_interval, sweep, time.monotonic())
         self._closed = False
+        self.values = values
 
     def _new_runner(self) -> None:
         """Build `self._runner` for the connection (refusing one of the other kind)."""
@@ -84,7 +93,11 @@ class StoreBase(StoreApi):
 
     def _plan(self, ops: Iterable[Op], *, validate: bool = True) -> BatchPlan:
         return plan_batch(
-            ops, index=self._index, max_value_bytes=self._max_value_bytes, validate=validate
+            ops,
+            index=self._index,
+            max_value_bytes=self._max_value_bytes,
+            validate=validate,
+            transform=self.values,
         )
 
     def _now(self) -> datetime:

@@ -2,14 +2,15 @@
 
 Rules:
 - each backend builds one `Flows` from its generators (`batch_gen`, `flush_gen`,
-  `sweep_gen`) and its config; the sync and async store surfaces only drive them;
+  `sweep_gen`, and `_stored`'s `page_gen` and `replace_gen`) and its config; the sync
+  and async store surfaces only drive them;
 - one background round sweeps when a sweep is due, else flushes buffered reads when a
   flush is due, and returns how long the worker may sleep.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -17,6 +18,7 @@ from langgraph.store.base import Result
 
 from langmem_prod.store._maintenance import MaintenanceSchedule
 from langmem_prod.store._ops import BatchPlan
+from langmem_prod.store._stored import Replacement, StoredPage
 
 
 class Flows(NamedTuple):
@@ -25,6 +27,8 @@ class Flows(NamedTuple):
     batch: Callable[[BatchPlan, datetime], Generator[Any, Any, list[Result]]]
     flush: Callable[[], Generator[Any, Any, int]]
     sweep: Callable[[datetime], Generator[Any, Any, int]]
+    page: Callable[[str, Any, int], Generator[Any, Any, StoredPage]]
+    replace: Callable[[Sequence[Replacement]], Generator[Any, Any, int]]
 
 
 def maintenance_round(

@@ -14,7 +14,7 @@ Rules:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +91,14 @@ def validate_op(op: Op) -> None:
         if namespace is not None:
             _remember_valid(namespace)
     check(op)
+
+
+def validated(ops: Iterable[Op]) -> list[Op]:
+    """The ops as a list, each checked by `validate_op`."""
+    ops = list(ops)
+    for op in ops:
+        validate_op(op)
+    return ops
 
 
 # Namespaces whose labels passed LangGraph's check; hot namespaces skip re-checking.

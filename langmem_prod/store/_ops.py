@@ -34,6 +34,7 @@ from langmem_prod.store._namespace import (
     encode_namespace,
     validate_op,
 )
+from langmem_prod.store._transform import ValueTransform
 from langmem_prod.store._ttl import check_ttl
 from langmem_prod.store._values import decode_value, encode_value
 
@@ -108,7 +109,12 @@ class BatchPlan(NamedTuple):
 
 
 def plan_batch(
-    ops: Iterable[Op], *, index: IndexSettings | None, max_value_bytes: int, validate: bool = True
+    ops: Iterable[Op],
+    *,
+    index: IndexSettings | None,
+    max_value_bytes: int,
+    validate: bool = True,
+    transform: ValueTransform | None = None,
 ) -> BatchPlan:
     """Validate `ops` and group them.
 
@@ -131,12 +137,16 @@ def plan_batch(
             ns = tuple(op.namespace)
             gets.append(GetPlan(pos, ns, encode_namespace(ns), op.key, bool(op.refresh_ttl)))
         elif isinstance(op, SearchOp):
-            searches.append(_plan_search(pos, op, has_index=index is not None))
+            search = _plan_search(pos, op, has_index=index is not None)
+            if transform is not None and search.conditions:
+                fields = {c.path[0] for c in search.conditions}
+                transform.check_search(tuple(op.namespace_prefix), fields)
+            searches.append(search)
         elif isinstance(op, ListNamespacesOp):
             match = compile_match(op.match_conditions)
             lists.append(ListPlan(pos, match, op.max_depth, op.limit, op.offset))
         else:
-            write = _plan_write(op, index, max_value_bytes)
+            write = _plan_write(op, index, max_value_bytes, transform)
             writes.pop((write.prefix, write.key), None)
             writes[(write.prefix, write.key)] = write
     ordered = tuple(sorted(writes.values(), key=lambda w: (w.prefix, w.key))) if writes else ()
@@ -159,13 +169,22 @@ def _plan_search(pos: int, op: SearchOp, *, has_index: bool) -> SearchPlan:
     )
 
 
-def _plan_write(op: PutOp, index: IndexSettings | None, max_value_bytes: int) -> WritePlan:
-    prefix = encode_namespace(tuple(op.namespace))
+def _plan_write(
+    op: PutOp,
+    index: IndexSettings | None,
+    max_value_bytes: int,
+    transform: ValueTransform | None,
+) -> WritePlan:
+    namespace = tuple(op.namespace)
+    prefix = encode_namespace(namespace)
     if op.value is None:
         return WritePlan(prefix, op.key, None, None, None)
-    value_json = encode_value(
-        op.value, max_bytes=max_value_bytes, namespace=tuple(op.namespace), key=op.key
-    )
+    value_json = encode_value(op.value, max_bytes=max_value_bytes, namespace=namespace, key=op.key)
+    if transform is not None:  # the caller's value is checked above, the stored one here
+        stored = transform.seal(namespace, op.key, dict(op.value), value_json)
+        value_json = encode_value(
+            stored, max_bytes=max_value_bytes, namespace=namespace, key=op.key
+        )
     texts = None if index is None else tuple(item_texts(index, op.value, op.index))
     return WritePlan(prefix, op.key, value_json, check_ttl(op.ttl), texts)
 

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 import weakref
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
@@ -27,7 +27,10 @@ from langmem_prod.store._access import AccessBuffer
 from langmem_prod.store._base import StoreBase
 from langmem_prod.store._flows import Flows, maintenance_round
 from langmem_prod.store._maintenance import MaintenanceSchedule
+from langmem_prod.store._namespace import encode_namespace, validated
 from langmem_prod.store._ops import check_timestamp
+from langmem_prod.store._stored import Replacement, StoredPage, check_limit, validate_prefix
+from langmem_prod.store._transform import op_namespaces, open_items, result_items
 from langmem_prod.store._worker import ThreadWorker
 
 T = TypeVar("T")
@@ -72,11 +75,34 @@ class SyncStore(StoreBase):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run ops in one round trip: all reads, then all writes."""
-        return self._runner.run(self._flows.batch(self._plan(ops), self._now()))
+        if self.values is None:
+            return self._runner.run(self._flows.batch(self._plan(ops), self._now()))
+        ops = validated(ops)
+        self.values.prepare(op_namespaces(ops))
+        results = self._runner.run(self._flows.batch(self._plan(ops, validate=False), self._now()))
+        items = result_items(results)
+        self.values.prepare(item.namespace for item in items)
+        open_items(self.values, items)
+        return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Run `batch` in a worker thread."""
         return await in_thread(self.batch, list(ops))
+
+    def stored_values(
+        self, namespace_prefix: tuple[str, ...], *, cursor: Any = None, limit: int = 100
+    ) -> StoredPage:
+        """One page of the stored JSON of the items under a prefix (for maintenance jobs).
+
+        The store's `values` transform is bypassed. Pass the page's `cursor` back for the
+        next page; None means the last page was reached.
+        """
+        prefix = encode_namespace(validate_prefix(namespace_prefix))
+        return self._runner.run(self._flows.page(prefix, cursor, check_limit(limit)))
+
+    def replace_stored_values(self, replacements: Sequence[Replacement]) -> int:
+        """Replace stored JSON that is unchanged since it was read; returns how many were."""
+        return self._runner.run(self._flows.replace(list(replacements)))
 
     def flush(self) -> int:
         """Write buffered access statistics and TTL refreshes now; returns items touched."""

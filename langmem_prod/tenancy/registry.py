@@ -152,15 +152,29 @@ class TenantRegistry:
         """Async `list_tenants`."""
         return await self._async().run(self._flows.list_gen())
 
+    def _usage_gen(self, tenant_id: str) -> Generator[Any, Any, dict[str, Any]]:
+        if not isinstance(self._flows, PgRegistryFlows):
+            raise ConfigurationError(
+                "on Redis, usage is counted by the store: use RedisStore.tenant_usage or "
+                "TenantStore.usage"
+            )
+        return self._flows.usage_gen(check_tenant_id(tenant_id))
+
     def usage(self, tenant_id: str) -> dict[str, Any]:
         """The tenant's items and bytes, its quotas, and the share of each in use."""
-        if not isinstance(self._flows, PgRegistryFlows):
-            raise ConfigurationError("usage is counted in PostgreSQL; Redis quotas come later")
-        return self._sync().run(self._flows.usage_gen(check_tenant_id(tenant_id)))
+        return self._sync().run(self._usage_gen(tenant_id))
+
+    async def ausage(self, tenant_id: str) -> dict[str, Any]:
+        """Async `usage`."""
+        return await self._async().run(self._usage_gen(tenant_id))
 
     def salt(self, tenant_id: str) -> bytes | None:
         """The tenant's data-key salt (for `security.Envelope`); None once shredded."""
         return self._sync().run(self._flows.salt_gen(check_tenant_id(tenant_id)))
+
+    async def asalt(self, tenant_id: str) -> bytes | None:
+        """Async `salt`."""
+        return await self._async().run(self._flows.salt_gen(check_tenant_id(tenant_id)))
 
     def shred(self, tenant_id: str) -> None:
         """Crypto-shred: destroy the tenant's salt, so its encrypted data is unreadable."""

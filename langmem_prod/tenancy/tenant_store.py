@@ -7,7 +7,13 @@ Rules:
   or a change of allowed agents takes effect within that time;
 - a suspended tenant, or an agent not in the tenant's allowed agents, is refused with
   `TenantAccessError` (a `PermissionError`) before anything reaches the store;
-- the wrapped store does the work: one round trip per batch, TTL, search and filters.
+- values are redacted by the tenant's PII policy before they reach the store;
+- with the tenant's `audit` on and an audit log given, the batch's operations named in
+  `audit_ops` are recorded (who, operation, the caller's namespace and key; never
+  values) after the batch succeeded; if recording fails the caller gets the error;
+- the wrapped store does the work: one round trip per batch, TTL, search and filters;
+  quotas are enforced by the database (a Postgres trigger; in Redis, the store's write
+  script, whose limits this wrapper writes whenever it reads the tenant).
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
-from langgraph.store.base import BaseStore, Op, Result
+from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, Op, PutOp, Result, SearchOp
 
+from langmem_prod.compliance._log import AuditLog
 from langmem_prod.errors import TenantAccessError
+from langmem_prod.security.pii import Redactor
 from langmem_prod.tenancy._scope import scope_batch, unscope_batch
+from langmem_prod.tenancy.redaction import tenant_redactor
 from langmem_prod.tenancy.registry import TenantRegistry
 from langmem_prod.tenancy.tenants import Tenant
 
@@ -64,6 +74,8 @@ class TenantStore(BaseStore):
         agent_id: str | None = None,
         user_id: str | None = None,
         refresh_seconds: float = 5.0,
+        audit: AuditLog | None = None,
+        pii_secret: bytes | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -73,6 +85,9 @@ class TenantStore(BaseStore):
         self.refresh_seconds = refresh_seconds
         self.supports_ttl = store.supports_ttl
         self.ttl_config = store.ttl_config
+        self.audit = audit
+        self._pii_secret = pii_secret
+        self._redactor: Redactor | None = None
         self._tenant: Tenant | None = None
         self._read_at = 0.0
         self._lock = threading.Lock()
@@ -81,8 +96,32 @@ class TenantStore(BaseStore):
         return time.monotonic() - self._read_at < self.refresh_seconds
 
     def _remember(self, tenant: Tenant) -> Tenant:
+        self._redactor = tenant_redactor(tenant, self._pii_secret)
         self._tenant, self._read_at = tenant, time.monotonic()
         return tenant
+
+    def _limits(self, tenant: Tenant) -> dict[str, int | None]:
+        return {"max_items": tenant.max_items, "max_bytes": tenant.max_bytes}
+
+    def _redacted(self, ops: list[Op]) -> list[Op]:
+        redactor = self._redactor
+        if redactor is None:
+            return ops
+        return [
+            op._replace(value=redactor.redact_value(dict(op.value)))
+            if isinstance(op, PutOp) and op.value is not None
+            else op
+            for op in ops
+        ]
+
+    def _events(
+        self, tenant: Tenant, ops: list[Op]
+    ) -> list[tuple[str, tuple[str, ...], str | None]]:
+        if self.audit is None or not tenant.audit:
+            return []
+        wanted = tenant.audit_ops
+        events = [(name, namespace, key) for name, namespace, key in map(_event, ops)]
+        return [e for e in events if e[0] in wanted]
 
     def _scope(self, tenant: Tenant) -> tuple[str, ...]:
         check_access(tenant, self.agent_id)
@@ -93,24 +132,72 @@ class TenantStore(BaseStore):
         with self._lock:
             if self._tenant is not None and self._fresh():
                 return self._tenant
-            return self._remember(self.registry.get(self.tenant_id))
+            tenant = self.registry.get(self.tenant_id)
+            if hasattr(self.store, "set_tenant_limits"):
+                self.store.set_tenant_limits(self.tenant_id, **self._limits(tenant))
+            return self._remember(tenant)
 
     async def atenant(self) -> Tenant:
         """Async `tenant`."""
         if self._tenant is not None and self._fresh():
             return self._tenant
         if self.registry.is_async:
-            return self._remember(await self.registry.aget(self.tenant_id))
-        return self._remember(await asyncio.to_thread(self.registry.get, self.tenant_id))
+            tenant = await self.registry.aget(self.tenant_id)
+        else:
+            tenant = await asyncio.to_thread(self.registry.get, self.tenant_id)
+        if hasattr(self.store, "aset_tenant_limits"):
+            await self.store.aset_tenant_limits(self.tenant_id, **self._limits(tenant))
+        return self._remember(tenant)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops on the tenant's part of the store."""
         ops = list(ops)
-        scope = self._scope(self.tenant())
-        return unscope_batch(ops, self.store.batch(scope_batch(ops, scope)), scope)
+        tenant = self.tenant()
+        scope = self._scope(tenant)
+        results = self.store.batch(scope_batch(self._redacted(ops), scope))
+        events = self._events(tenant, ops)
+        if events and self.audit is not None:
+            self.audit.record(self.tenant_id, events, agent=self.agent_id, user=self.user_id)
+        return unscope_batch(ops, results, scope)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Async `batch`."""
         ops = list(ops)
-        scope = self._scope(await self.atenant())
-        return unscope_batch(ops, await self.store.abatch(scope_batch(ops, scope)), scope)
+        tenant = await self.atenant()
+        scope = self._scope(tenant)
+        results = await self.store.abatch(scope_batch(self._redacted(ops), scope))
+        events = self._events(tenant, ops)
+        if events and self.audit is not None:
+            who = {"agent": self.agent_id, "user": self.user_id}
+            if self.audit.is_async:
+                await self.audit.arecord(self.tenant_id, events, **who)
+            else:
+                await asyncio.to_thread(self.audit.record, self.tenant_id, events, **who)
+        return unscope_batch(ops, results, scope)
+
+    def usage(self) -> dict[str, Any]:
+        """The tenant's items, bytes and quota use (counted by the database)."""
+        if hasattr(self.store, "tenant_usage"):
+            return self.store.tenant_usage(self.tenant_id)  # type: ignore[no-any-return]
+        return self.registry.usage(self.tenant_id)
+
+    async def ausage(self) -> dict[str, Any]:
+        """Async `usage`."""
+        if hasattr(self.store, "atenant_usage"):
+            return await self.store.atenant_usage(self.tenant_id)  # type: ignore[no-any-return]
+        if self.registry.is_async:
+            return await self.registry.ausage(self.tenant_id)
+        return await asyncio.to_thread(self.registry.usage, self.tenant_id)
+
+
+def _event(op: Op) -> tuple[str, tuple[str, ...], str | None]:
+    """The audit event of an op, in the caller's terms: operation, namespace, key."""
+    if isinstance(op, PutOp):
+        return ("delete" if op.value is None else "put", tuple(op.namespace), op.key)
+    if isinstance(op, GetOp):
+        return ("get", tuple(op.namespace), op.key)
+    if isinstance(op, SearchOp):
+        return ("search", tuple(op.namespace_prefix), None)
+    if isinstance(op, ListNamespacesOp):
+        return ("list", (), None)
+    raise TypeError(f"unknown operation {type(op).__name__}")

@@ -5,6 +5,9 @@ Rules:
   name, a plan, overrides of the plan's settings, allowed agents (None: any), a
   data-residency label and a status ("active" or "suspended");
 - a setting is the tenant's override when it has one, else its plan's default;
+- with `audit` on, the operations in `audit_ops` are recorded (default: writes);
+- PII redaction ("off", "mask" or "hash", of `pii_kinds` or every kind) applies to
+  values and messages before they are stored;
 - isolation decides the namespace prefix every operation is scoped to: "strict" is
   tenant + agent + user, "moderate" tenant + user, "minimal" the tenant alone;
 - settings and ids are checked when a tenant is made, with messages naming the field.
@@ -21,8 +24,10 @@ from typing import Any, Literal, get_args
 import orjson
 
 from langmem_prod.errors import ConfigurationError, InvalidInputError
+from langmem_prod.security.pii import RULES
 
 Isolation = Literal["strict", "moderate", "minimal"]
+PiiMode = Literal["off", "mask", "hash"]
 Status = Literal["active", "suspended"]
 TENANT_ROOT = "tenants"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -40,6 +45,9 @@ class Plan:
     isolation: Isolation
     encryption: bool
     audit: bool
+    pii: PiiMode = "off"
+    pii_kinds: tuple[str, ...] | None = None
+    audit_ops: tuple[str, ...] = ("put", "delete")
 
 
 PLANS: dict[str, Plan] = {
@@ -47,7 +55,18 @@ PLANS: dict[str, Plan] = {
     "pro": Plan("pro", 100_000, 1024 * MiB, 365, "moderate", True, True),
     "enterprise": Plan("enterprise", None, None, None, "strict", True, True),
 }
-SETTINGS = ("max_items", "max_bytes", "retention_days", "isolation", "encryption", "audit")
+SETTINGS = (
+    "max_items",
+    "max_bytes",
+    "retention_days",
+    "isolation",
+    "encryption",
+    "audit",
+    "pii",
+    "pii_kinds",
+    "audit_ops",
+)
+AUDITABLE = ("get", "search", "list", "put", "delete")
 
 
 def check_tenant_id(value: object) -> str:
@@ -79,7 +98,21 @@ def check_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("encryption", "audit"):
         if name in overrides and not isinstance(overrides[name], bool):
             raise ConfigurationError(f"{name} must be a bool")
-    return dict(overrides)
+    if "pii" in overrides and overrides["pii"] not in get_args(PiiMode):
+        raise ConfigurationError(f"pii must be one of {list(get_args(PiiMode))}")
+    checked = dict(overrides)
+    kinds = overrides.get("pii_kinds")
+    if kinds is not None:
+        known = sorted({rule.kind for rule in RULES})
+        if isinstance(kinds, str) or not set(kinds) <= set(known):
+            raise ConfigurationError(f"pii_kinds must be a list of {known}, or None for all")
+        checked["pii_kinds"] = sorted(kinds)
+    ops = overrides.get("audit_ops")
+    if ops is not None:
+        if isinstance(ops, str) or not set(ops) <= set(AUDITABLE):
+            raise ConfigurationError(f"audit_ops must be a list of {list(AUDITABLE)}")
+        checked["audit_ops"] = sorted(ops)
+    return checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +177,22 @@ class Tenant:
     def audit(self) -> bool:
         """Whether the tenant's operations are audited."""
         return bool(self.setting("audit"))
+
+    @property
+    def audit_ops(self) -> frozenset[str]:
+        """The operations audited when `audit` is on (default: puts and deletes)."""
+        return frozenset(self.setting("audit_ops"))
+
+    @property
+    def pii(self) -> PiiMode:
+        """How PII is redacted before the tenant's data is stored ("off": kept)."""
+        return self.setting("pii")  # type: ignore[no-any-return]
+
+    @property
+    def pii_kinds(self) -> tuple[str, ...] | None:
+        """The kinds of PII redacted (None: every kind)."""
+        kinds = self.setting("pii_kinds")
+        return None if kinds is None else tuple(kinds)
 
     def scope(self, *, agent_id: str | None = None, user_id: str | None = None) -> tuple[str, ...]:
         """The namespace prefix an agent acting for a user is confined to."""

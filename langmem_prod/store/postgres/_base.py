@@ -14,7 +14,9 @@ from langmem_prod.store._access import TrackAccess
 from langmem_prod.store._base import StoreBase
 from langmem_prod.store._flows import Flows
 from langmem_prod.store._retry import RetryPolicy
+from langmem_prod.store._transform import ValueTransform
 from langmem_prod.store._values import DEFAULT_MAX_VALUE_BYTES
+from langmem_prod.store.postgres import _stored
 from langmem_prod.store.postgres._gen import PgConfig, batch_gen, flush_gen, sweep_gen
 from langmem_prod.store.postgres._schema import VectorSpec, vector_spec
 from langmem_prod.store.postgres._sql import PgSql
@@ -47,6 +49,7 @@ class PostgresStoreBase(StoreBase, Generic[C]):
         flush_interval: float = 1.0,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
+        values: ValueTransform | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(schema, str) or not 0 < len(schema.encode()) <= _MAX_IDENTIFIER_BYTES:
@@ -60,6 +63,7 @@ class PostgresStoreBase(StoreBase, Generic[C]):
             flush_interval=flush_interval,
             retry=retry,
             clock=clock,
+            values=values,
         )
         self._vector = vector_spec(self._index) if self._index else None
         vector_type = self._vector.vector_type if self._vector else None
@@ -68,6 +72,8 @@ class PostgresStoreBase(StoreBase, Generic[C]):
             functools.partial(batch_gen, self._cfg),
             functools.partial(flush_gen, self._cfg),
             functools.partial(sweep_gen, self._cfg),
+            functools.partial(_stored.page_gen, self._cfg),
+            functools.partial(_stored.replace_gen, self._cfg),
         )
         self._worker_name = f"langmem-postgres-{schema}"
         self._schema = schema

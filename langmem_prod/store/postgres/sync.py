@@ -49,6 +49,8 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
         flush_interval: seconds between writes of buffered reads.
         retry: how transient connection failures are retried.
         clock: returns the current aware datetime (inject a fake one in tests).
+        values: a `ValueTransform` applied to values at rest, e.g.
+            `security.TenantEncryption` (encrypts the values of tenants that ask for it).
     """
 
     _runner: SyncRunner
