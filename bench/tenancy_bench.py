@@ -1,0 +1,154 @@
+"""Tenancy benchmark: what a tenant's policies cost over the bare store, same run.
+
+Usage:
+    python bench/tenancy_bench.py [--url postgresql://...] [--redis-url redis://...]
+                                  [--quick] [--out FILE.json]
+
+Without URLs it starts the embedded PostgreSQL 18 and Valkey 9 (each pinned to CPU 0,
+this process to CPU 1). For each backend it times, interleaved: the bare store on a
+namespace under ("tenants", <id>, ...) (the reference), `TenantStore` for a plain
+tenant (scoping and, on PostgreSQL, the quota trigger; on Redis, the size hash), and
+`TenantStore` for a tenant with encryption, PII masking and audited writes, on a store
+built with `TenantEncryption`. Ratios are throughput against the bare store
+(bare time / this time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from _timing import compare, publish
+from psycopg_pool import ConnectionPool
+from redis_bench import redis_server
+from store_bench import server
+
+from langmem_prod import PostgresStore, RedisStore
+from langmem_prod.compliance import PostgresAuditLog, RedisAuditLog
+from langmem_prod.security import Keyring
+from langmem_prod.tenancy import (
+    PostgresTenantRegistry,
+    RedisTenantRegistry,
+    TenantEncryption,
+    TenantStore,
+)
+
+VALUE = {"kind": "note", "text": "the customer prefers e-mail follow-ups on Tuesdays", "n": 7}
+KEYRING = Keyring({"bench": bytes(range(32))}, "bench")
+
+
+@contextmanager
+def world(kind: str, url: str) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """(bare store, encrypting store, registry, audit log) on a fresh schema / prefix."""
+    place = f"bench_{uuid.uuid4().hex[:8]}"
+    if kind == "postgres":
+        with ConnectionPool(url, kwargs={"autocommit": True}) as pool:
+            registry: Any = PostgresTenantRegistry(pool, schema=place)
+            audit: Any = PostgresAuditLog(pool, schema=place)
+            registry.setup()
+            audit.setup()
+            encryption = TenantEncryption(KEYRING, registry, plaintext_fields=["kind"])
+            with (
+                PostgresStore(pool, schema=place, start_sweeper=False) as bare,
+                PostgresStore(pool, schema=place, start_sweeper=False, values=encryption) as enc,
+            ):
+                bare.setup()
+                yield bare, enc, registry, audit
+            with pool.connection() as conn:
+                conn.execute(f'DROP SCHEMA "{place}" CASCADE')
+        return
+    client = redis.Redis.from_url(url)
+    registry = RedisTenantRegistry(client, prefix=place)
+    audit = RedisAuditLog(client, prefix=place)
+    encryption = TenantEncryption(KEYRING, registry, plaintext_fields=["kind"])
+    with (
+        RedisStore(client, prefix=place, start_sweeper=False) as bare,
+        RedisStore(client, prefix=place, start_sweeper=False, values=encryption) as enc,
+    ):
+        bare.setup()
+        yield bare, enc, registry, audit
+    for key in client.scan_iter(match=f"{place}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def scenarios(kind: str, url: str, n: int, repeats: int) -> dict[str, dict[str, float]]:
+    with world(kind, url) as (bare, enc, registry, audit):
+        registry.create("plain", plan="free", max_items=None, max_bytes=None)
+        registry.create("guarded", plan="pro", max_items=None, max_bytes=None, pii="mask")
+        plain = TenantStore(bare, registry, "plain", user_id="ada")
+        guarded = TenantStore(enc, registry, "guarded", user_id="ada", audit=audit)
+        bare_ns = ("tenants", "bare", "ada", "notes")
+        for store, ns in ((bare, bare_ns), (plain, ("notes",)), (guarded, ("notes",))):
+            store.put(ns, "k", VALUE)
+        counter = iter(range(10**9))
+
+        def puts(store: Any, ns: tuple[str, ...]) -> Callable[[], None]:
+            return lambda: store.put(ns, f"k{next(counter) % 500}", VALUE)
+
+        def gets(store: Any, ns: tuple[str, ...]) -> Callable[[], None]:
+            return lambda: store.get(ns, "k")
+
+        out: dict[str, dict[str, float]] = {}
+        for name, make in (("put", puts), ("get", gets)):
+            out[f"{kind}_{name}"] = compare(
+                {
+                    "bare": make(bare, bare_ns),
+                    "tenant": make(plain, ("notes",)),
+                    "guarded": make(guarded, ("notes",)),
+                },
+                n,
+                repeats,
+            )
+        return out
+
+
+def report(results: dict[str, dict[str, float]]) -> list[str]:
+    lines = [
+        f"{'scenario':<16}{'bare µs':>10}{'tenant µs':>11}{'guarded µs':>12}"
+        f"{'tenant':>9}{'guarded':>9}"
+    ]
+    for name, t in results.items():
+        lines.append(
+            f"{name:<16}{t['bare'] * 1e6:>10.1f}{t['tenant'] * 1e6:>11.1f}"
+            f"{t['guarded'] * 1e6:>12.1f}{t['bare'] / t['tenant']:>9.2f}"
+            f"{t['bare'] / t['guarded']:>9.2f}"
+        )
+    lines.append("ratios: throughput against the bare store (bare time / this time)")
+    lines.append("guarded: encryption + PII masking + audited puts (one more round trip)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", help="PostgreSQL URL (default: start the embedded server)")
+    parser.add_argument("--redis-url", help="Redis URL (default: start an embedded Valkey)")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--out", default="bench/results/tenancy_bench.json")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers to a CPU")
+    args = parser.parse_args()
+    n, repeats = (200, 3) if args.quick else (1000, 5)
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2
+    results: dict[str, dict[str, float]] = {}
+    for start, url, kind in (
+        (server, args.url, "postgres"),
+        (redis_server, args.redis_url, "redis"),
+    ):
+        with start(url, pin and not url) as live_url:
+            results.update(scenarios(kind, live_url, n, repeats))
+    publish(
+        args.out,
+        {"iterations": n, "repeats": repeats, "pinned": pin, "scenarios": results},
+        report(results),
+    )
+
+
+if __name__ == "__main__":
+    main()
