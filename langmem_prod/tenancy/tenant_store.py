@@ -120,8 +120,7 @@ class TenantStore(BaseStore):
         if self.audit is None or not tenant.audit:
             return []
         wanted = tenant.audit_ops
-        events = [(name, namespace, key) for name, namespace, key in map(_event, ops)]
-        return [e for e in events if e[0] in wanted]
+        return [event for event in map(_event, ops) if event[0] in wanted]
 
     def _scope(self, tenant: Tenant) -> tuple[str, ...]:
         check_access(tenant, self.agent_id)
