@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from langgraph.store.base import SearchOp
+
 from langmem_prod.errors import InvalidInputError, InvalidNamespaceError
+from langmem_prod.store._namespace import validate_op
 
 
 class StoredValue(NamedTuple):
@@ -46,10 +49,9 @@ class StoredPage(NamedTuple):
 def validate_prefix(namespace_prefix: tuple[str, ...]) -> tuple[str, ...]:
     """A non-empty namespace prefix of valid labels."""
     prefix = tuple(namespace_prefix)
-    if not prefix or not all(isinstance(x, str) and x and "." not in x for x in prefix):
-        raise InvalidNamespaceError(
-            f"{namespace_prefix!r} is not a namespace prefix: give non-empty labels without '.'"
-        )
+    if not prefix:
+        raise InvalidNamespaceError("give a non-empty namespace prefix, e.g. ('tenants', 'acme')")
+    validate_op(SearchOp(prefix))  # the labels, as for any search
     return prefix
 
 

@@ -33,8 +33,9 @@ from langmem_prod.errors import DecryptionError, InvalidInputError, TenantNotFou
 from langmem_prod.security.envelope import Envelope, owner
 from langmem_prod.security.keys import Keyring
 from langmem_prod.store._namespace import encode_namespace
+from langmem_prod.store._tenant import TENANT_ROOT, tenant_of
 from langmem_prod.store._values import decode_value
-from langmem_prod.tenancy.tenants import TENANT_ROOT, Tenant
+from langmem_prod.tenancy.tenants import Tenant
 
 SEALED = "__sealed__"
 Namespace = tuple[str, ...]
@@ -63,17 +64,6 @@ class Registry(Protocol):
     async def asalt(self, tenant_id: str) -> bytes | None:
         """Async `salt`."""
         ...
-
-
-def tenant_of(namespace: Namespace) -> str | None:
-    """The tenant owning a namespace, or None outside ("tenants", <id>, ...).
-
-    >>> tenant_of(("tenants", "acme", "ada")), tenant_of(("users", "ada"))
-    ('acme', None)
-    """
-    if len(namespace) >= 2 and namespace[0] == TENANT_ROOT:
-        return namespace[1]
-    return None
 
 
 @dataclass(frozen=True, slots=True)

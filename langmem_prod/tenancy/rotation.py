@@ -23,9 +23,10 @@ from typing import Any
 from langmem_prod.security.envelope import split
 from langmem_prod.store._namespace import decode_namespace
 from langmem_prod.store._stored import Replacement, StoredPage, StoredValue
+from langmem_prod.store._tenant import TENANT_ROOT
 from langmem_prod.store._values import decode_value
 from langmem_prod.tenancy.encryption import TenantEncryption, aad, sealed_blob
-from langmem_prod.tenancy.tenants import TENANT_ROOT, check_tenant_id
+from langmem_prod.tenancy.tenants import check_tenant_id
 
 
 @dataclass

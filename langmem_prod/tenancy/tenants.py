@@ -25,11 +25,11 @@ import orjson
 
 from langmem_prod.errors import ConfigurationError, InvalidInputError
 from langmem_prod.security.pii import RULES
+from langmem_prod.store._tenant import TENANT_ROOT
 
 Isolation = Literal["strict", "moderate", "minimal"]
 PiiMode = Literal["off", "mask", "hash"]
 Status = Literal["active", "suspended"]
-TENANT_ROOT = "tenants"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 MiB = 1 << 20
 

@@ -25,6 +25,12 @@ CORE = [
     "store/postgres/_filter_sql.py",
     "store/postgres/_schema.py",
     "store/redis/_quota.py",
+    "store/_tenant.py",
+    "store/_transform.py",
+    "store/_stored.py",
+    "store/_usage.py",
+    "store/postgres/_stored.py",
+    "store/redis/_stored.py",
 ]
 BANNED = {"asyncio", "threading", "redis", "socket", "time", "psycopg_pool"}
 ALLOWED_PSYCOPG = {"psycopg.sql"}  # identifier quoting only, no connections

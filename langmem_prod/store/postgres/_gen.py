@@ -31,6 +31,7 @@ from langgraph.store.base import Result, SearchItem
 from langmem_prod.store._access import AccessRecord, TrackAccess, track_reads
 from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
 from langmem_prod.store._index import IndexSettings, embed_texts
+from langmem_prod.store._namespace import encode_namespace
 from langmem_prod.store._ops import (
     BatchPlan,
     ListPlan,
@@ -39,7 +40,7 @@ from langmem_prod.store._ops import (
     search_item_from_row,
 )
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._rls import TENANTS_ROOT, scoped, tenant_of
+from langmem_prod.store.postgres._rls import scoped, tenant_of
 from langmem_prod.store.postgres._sql import PgSql, Statement
 from langmem_prod.store.postgres._write_sql import write_statement
 
@@ -144,8 +145,7 @@ def _search_tenant(search: SearchPlan) -> str:
 
 
 def _list_tenant(listing: ListPlan) -> str:
-    fixed = listing.match.fixed_prefix
-    return fixed[1] if len(fixed) > 1 and fixed[0] == TENANTS_ROOT else ""
+    return tenant_of(encode_namespace(tuple(listing.match.fixed_prefix)))
 
 
 def _get_results(

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from langmem_prod.store._tenant import tenant_of_text
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._sql import Statement
 
-TENANTS_ROOT = "tenants"
-_TENANT_PREFIX = TENANTS_ROOT + "."
 # Migration text goes through psycopg's placeholder parsing, hence "%%".
 TENANT_OF_PREFIX = "CASE WHEN prefix LIKE 'tenants.%%' THEN split_part(prefix, '.', 2) ELSE '' END"
 SET_TENANT = "SELECT set_config('langmem.tenant', %s, true)"
@@ -89,9 +88,7 @@ def tenant_of(prefix: str) -> str:
     >>> tenant_of("tenants.acme.ada.notes"), tenant_of("users.u1"), tenant_of("tenants")
     ('acme', '', '')
     """
-    if not prefix.startswith(_TENANT_PREFIX):
-        return ""
-    return prefix.split(".", 2)[1]
+    return tenant_of_text(prefix) or ""
 
 
 def set_tenant(tenant: str) -> Statement:

@@ -35,10 +35,11 @@ from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
 from langmem_prod.store._index import IndexSettings, embed_texts
 from langmem_prod.store._namespace import decode_namespace
 from langmem_prod.store._ops import BatchPlan, GetPlan, ListPlan, SearchPlan, WritePlan
+from langmem_prod.store._tenant import tenant_of_text
 from langmem_prod.store._values import decode_value
 from langmem_prod.store.redis._effects import Command, Pipeline, script
 from langmem_prod.store.redis._keys import REGISTRY_ALL, KeyLayout, registry_member, registry_range
-from langmem_prod.store.redis._quota import jsonb_size, tenant_of
+from langmem_prod.store.redis._quota import jsonb_size
 
 SWEEP_CHUNK = 1000
 _BASES_CACHED = 10_000
@@ -330,7 +331,7 @@ def _write_scripts(
         else:
             ttl_us = round(w.ttl_minutes * 60_000_000)
             ttl = [max(1, ttl_us // 1000), now_us + ttl_us, repr(w.ttl_minutes)]
-        size = "" if tenant_of(w.prefix) is None else jsonb_size(w.value_json)
+        size = "" if tenant_of_text(w.prefix) is None else jsonb_size(w.value_json)
         args += ["p", w.prefix, member, w.key, w.value_json, *ttl, vectors, size]
     flag = "1" if cfg.index is not None else "0"
     return [

@@ -21,21 +21,9 @@ from decimal import Decimal
 from langmem_prod.errors import InvalidInputError, QuotaExceededError
 
 QUOTA_ERROR = "LMQ01"  # as the Postgres trigger's SQLSTATE
-TENANTS = "tenants"
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _EXPONENT = re.compile(r"-?\d+(?:\.\d+)?[eE][-+]?\d+")
 _NEGATIVE_ZERO = re.compile(r"-0(?:\.0+)?(?![\d.eE])")
-
-
-def tenant_of(prefix: str) -> str | None:
-    """The tenant owning a namespace (its text), or None.
-
-    >>> tenant_of("tenants.acme.ada"), tenant_of("tenants"), tenant_of("users.u1")
-    ('acme', None, None)
-    """
-    if not prefix.startswith("tenants."):
-        return None
-    return prefix.split(".", 2)[1]
 
 
 def jsonb_size(text: str) -> int:

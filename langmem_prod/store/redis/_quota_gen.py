@@ -19,12 +19,12 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from langmem_prod.errors import ConfigurationError
+from langmem_prod.store._tenant import TENANT_ROOT
 from langmem_prod.store._usage import usage_report
 from langmem_prod.store.redis._effects import Pipeline, script
 from langmem_prod.store.redis._gen import RedisConfig, _bytes, _text
 from langmem_prod.store.redis._keys import KeyLayout, registry_range
 from langmem_prod.store.redis._quota import (
-    TENANTS,
     check_limit,
     check_tenant_id,
     jsonb_size,
@@ -51,7 +51,7 @@ def set_limits_gen(
     """Replace a tenant's limits (None: unlimited), counting its older items first."""
     tenant = check_tenant_id(tenant_id)
     limits = (check_limit("max_items", max_items), check_limit("max_bytes", max_bytes))
-    bases = cfg.bases_under(f"{TENANTS}.{tenant}")
+    bases = cfg.bases_under(f"{TENANT_ROOT}.{tenant}")
     if len(bases) > 1:
         if limits == (None, None):
             return  # nothing to enforce
@@ -68,7 +68,7 @@ def set_limits_gen(
 def usage_gen(cfg: RedisConfig, tenant_id: str) -> Generator[Pipeline, Any, dict[str, Any]]:
     """A tenant's items, bytes and limits, as `PostgresTenantRegistry.usage` reports them."""
     tenant = check_tenant_id(tenant_id)
-    bases = cfg.bases_under(f"{TENANTS}.{tenant}")
+    bases = cfg.bases_under(f"{TENANT_ROOT}.{tenant}")
     yield from count_gen(cfg, tenant, bases)
     commands = []
     for base in bases:
@@ -91,7 +91,7 @@ def count_gen(
     todo = [base for base, mark in zip(bases, marks, strict=True) if mark is None]
     if not todo:
         return
-    low, high = registry_range(f"{TENANTS}.{tenant}")
+    low, high = registry_range(f"{TENANT_ROOT}.{tenant}")
     found = yield Pipeline(tuple(("ZRANGEBYLEX", KeyLayout.registry(b), low, high) for b in todo))
     for base, members in zip(todo, found, strict=True):
         namespaces = [_text(m).replace("\x00", ".") for m in members]

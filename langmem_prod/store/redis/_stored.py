@@ -19,10 +19,11 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from langmem_prod.store._stored import Replacement, StoredPage, StoredValue
+from langmem_prod.store._tenant import tenant_of_text
 from langmem_prod.store.redis._effects import Pipeline, script
 from langmem_prod.store.redis._gen import RedisConfig, _bytes, _record, _text
 from langmem_prod.store.redis._keys import KeyLayout, registry_range
-from langmem_prod.store.redis._quota import jsonb_size, tenant_of
+from langmem_prod.store.redis._quota import jsonb_size
 
 Cursor = tuple[int, str, int]  # shard position, registry bound, rank in the namespace
 
@@ -60,7 +61,7 @@ def page_gen(
 
 
 def _replace_args(r: Replacement) -> tuple[str, ...]:
-    size = "" if tenant_of(r.prefix) is None else str(jsonb_size(r.new_json))
+    size = "" if tenant_of_text(r.prefix) is None else str(jsonb_size(r.new_json))
     return (r.prefix, r.key, r.old_json, r.new_json, size)
 
 
