@@ -35,10 +35,10 @@ from langmem_prod.compliance._chain import (
     unchained,
 )
 from langmem_prod.compliance._log import AuditLogBase, Job, Read
-from langmem_prod.errors import AuditChainError, ConfigurationError
+from langmem_prod.errors import AuditChainError
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
-from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
+from langmem_prod.store.postgres._driver import runner_for
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
@@ -212,15 +212,7 @@ class PostgresAuditLog(AuditLogBase):
         self.schema = schema
         self._key = check_key(key)
         self._flows = PgAuditFlows(schema, self._key)
-        policy = retry or RetryPolicy()
-        if isinstance(conn, Connection | ConnectionPool):
-            self._runner = SyncRunner(conn, schema, None, policy)
-        elif isinstance(conn, AsyncConnection | AsyncConnectionPool):
-            self._runner = AsyncRunner(conn, schema, None, policy)
-        else:
-            raise ConfigurationError(
-                "the audit log needs a psycopg connection or pool (sync or async)"
-            )
+        self._runner = runner_for(conn, schema, retry, owner="the audit log")
         if clock is not None:
             self._clock = clock
 

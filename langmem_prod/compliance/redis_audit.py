@@ -33,9 +33,6 @@ from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-import redis.asyncio
-
 from langmem_prod.compliance._chain import (
     EMPTY,
     AuditEntry,
@@ -49,7 +46,7 @@ from langmem_prod.compliance._chain import (
 from langmem_prod.compliance._log import AuditLogBase, Job, Read
 from langmem_prod.errors import AuditChainError, BackendUnavailableError, ConfigurationError
 from langmem_prod.store._retry import RetryPolicy
-from langmem_prod.store.redis._driver import AsyncRedisRunner, SyncRedisRunner
+from langmem_prod.store.redis._driver import runner_for
 from langmem_prod.store.redis._effects import Pipeline, script
 
 APPEND = """
@@ -272,13 +269,7 @@ class RedisAuditLog(AuditLogBase):
         self.prefix = prefix
         self._key = check_key(key)
         self._flows = RedisAuditFlows(prefix, self._key)
-        policy = retry or RetryPolicy()
-        if isinstance(client, redis.Redis | redis.RedisCluster):
-            self._runner = SyncRedisRunner(client, None, policy, SCRIPTS)
-        elif isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
-            self._runner = AsyncRedisRunner(client, None, policy, SCRIPTS)
-        else:
-            raise ConfigurationError("client must be a redis-py client (sync or asyncio)")
+        self._runner = runner_for(client, retry, SCRIPTS, owner="the audit log")
         if clock is not None:
             self._clock = clock
 

@@ -13,8 +13,6 @@ from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-import redis.asyncio
 from psycopg import AsyncConnection, Connection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -23,7 +21,8 @@ from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
-from langmem_prod.store.redis._driver import AsyncRedisRunner, SyncRedisRunner
+from langmem_prod.store.postgres._driver import runner_for as pg_runner_for
+from langmem_prod.store.redis._driver import runner_for as redis_runner_for
 from langmem_prod.tenancy._flows import SCRIPTS, PgRegistryFlows, RedisRegistryFlows
 from langmem_prod.tenancy.tenants import Tenant, agents, check_tenant_id
 
@@ -222,13 +221,7 @@ class PostgresTenantRegistry(TenantRegistry):
         retry: RetryPolicy | None = None,
     ) -> None:
         self._flows = PgRegistryFlows(schema)
-        policy = retry or RetryPolicy()
-        if isinstance(conn, Connection | ConnectionPool):
-            self._runner = SyncRunner(conn, schema, None, policy)
-        elif isinstance(conn, AsyncConnection | AsyncConnectionPool):
-            self._runner = AsyncRunner(conn, schema, None, policy)
-        else:
-            raise ConfigurationError("conn must be a psycopg connection or pool (sync or async)")
+        self._runner = pg_runner_for(conn, schema, retry, owner="the tenant registry")
 
 
 class RedisTenantRegistry(TenantRegistry):
@@ -242,10 +235,4 @@ class RedisTenantRegistry(TenantRegistry):
         retry: RetryPolicy | None = None,
     ) -> None:
         self._flows = RedisRegistryFlows(prefix)
-        policy = retry or RetryPolicy()
-        if isinstance(client, redis.Redis | redis.RedisCluster):
-            self._runner = SyncRedisRunner(client, None, policy, SCRIPTS)
-        elif isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
-            self._runner = AsyncRedisRunner(client, None, policy, SCRIPTS)
-        else:
-            raise ConfigurationError("client must be a redis-py client (sync or asyncio)")
+        self._runner = redis_runner_for(client, retry, SCRIPTS, owner="the tenant registry")

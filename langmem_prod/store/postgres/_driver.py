@@ -29,6 +29,7 @@ from psycopg.pq import ExecStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.postgres._effects import Execute
@@ -262,3 +263,18 @@ async def _arun_in(conn: AsyncConnection[Any], statements: Sequence[Statement]) 
             await cur.execute(statement.sql, statement.params)
             cursors.append(cur)
     return [await cur.fetchall() if _has_rows(cur) else [] for cur in cursors]
+
+
+def runner_for(
+    conn: Any, schema: str, retry: RetryPolicy | None, *, owner: str
+) -> SyncRunner | AsyncRunner:
+    """A sync runner on a sync psycopg connection or pool, an async one on an async one.
+
+    `owner` names what needs the connection, for the error on anything else.
+    """
+    policy = retry or RetryPolicy()
+    if isinstance(conn, Connection | ConnectionPool):
+        return SyncRunner(conn, schema, None, policy)
+    if isinstance(conn, AsyncConnection | AsyncConnectionPool):
+        return AsyncRunner(conn, schema, None, policy)
+    raise ConfigurationError(f"{owner} needs a psycopg connection or pool (sync or async)")

@@ -26,6 +26,7 @@ from langmem_prod.errors import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
+    ConfigurationError,
     LangmemError,
 )
 from langmem_prod.store._retry import RetryPolicy
@@ -180,3 +181,18 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         for source in self.scripts.values():
             await self.client.script_load(source)
         self._loaded = True
+
+
+def runner_for(
+    client: Any, retry: RetryPolicy | None, scripts: Mapping[str, str], *, owner: str
+) -> SyncRedisRunner | AsyncRedisRunner:
+    """A sync runner on a sync redis-py client (or cluster), an async one on an asyncio one.
+
+    `owner` names what needs the client, for the error on anything else.
+    """
+    policy = retry or RetryPolicy()
+    if isinstance(client, redis.Redis | redis.RedisCluster):
+        return SyncRedisRunner(client, None, policy, scripts)
+    if isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
+        return AsyncRedisRunner(client, None, policy, scripts)
+    raise ConfigurationError(f"{owner} needs a redis-py client (sync or asyncio)")
