@@ -63,7 +63,7 @@ pytestmark = pytest.mark.postgres
 
 NS = ("notes",)
 WARM_RUNS = 5  # psycopg's default prepare_threshold: the sixth run prepares
-TIMEOUT_MS = 500
+TIMEOUT_MS = 750
 # (what the tenants use, how the evil tenant's batches are refused). Chat histories have
 # no quota, and reject every bad input before it reaches the server.
 KINDS = [
@@ -116,7 +116,7 @@ def app_role(pg: PgServer, schema: str) -> Iterator[str]:
 
 @dataclass
 class World:
-    """Two tenants of one app-role pool, their stores and histories, and an admin."""
+    """Two tenants of one app-role pool, with their stores and histories."""
 
     pg: PgServer
     schema: str
@@ -252,12 +252,15 @@ def _blocked(admin: psycopg.Connection[Any], role: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def _until(done: Callable[[], bool], batches: list[asyncio.Future[Any]]) -> None:
-    """Wait until `done()`, while none of `batches` has finished (they should be blocked)."""
+async def _until(
+    done: Callable[[], bool], batches: list[asyncio.Future[Any]], *, may_end: bool = False
+) -> None:
+    """Wait until `done()`; none of `batches` may finish meanwhile, unless `may_end`."""
     deadline = time.monotonic() + 30
     while not done():
         assert time.monotonic() < deadline, "the batches never blocked"
-        assert not any(b.done() for b in batches), [b.exception() for b in batches]
+        if not may_end:
+            assert not any(b.done() for b in batches), [b.exception() for b in batches]
         await asyncio.sleep(0.02)
 
 
@@ -284,7 +287,14 @@ async def _refuse_all_at_once(world: World, surface: str, kind: str) -> list[Any
         batches = [
             asyncio.ensure_future(world.refused(surface, kind, n)) for n in range(world.size)
         ]
-        await _until(lambda: len(_blocked(watcher, world.role)) == world.size, batches)
+        # A slow machine may see the first batches time out before the last ones block.
+        await _until(
+            lambda: (
+                len(_blocked(watcher, world.role)) + sum(b.done() for b in batches) == world.size
+            ),
+            batches,
+            may_end=kind == "timeout",
+        )
         if kind == "timeout":
             outcomes = await asyncio.gather(*batches, return_exceptions=True)
             locker.execute("ROLLBACK")
@@ -475,10 +485,10 @@ _OFF, _ON = PipelineStatus.OFF, PipelineStatus.ON
 
 
 @pytest.mark.parametrize(
-    ("closed", "autocommit", "transaction", "pipeline", "holds", "repair"),
+    ("closed", "autocommit", "transaction", "pipeline", "stale", "repair"),
     [
         (False, True, _IDLE, _OFF, True, Repair.FORGET_MISSING),
-        (False, True, _IDLE, _OFF, False, Repair.NOTHING),  # nothing prepared, nothing stale
+        (False, True, _IDLE, _OFF, False, Repair.NOTHING),  # no pipeline, or nothing prepared
         (False, False, _IDLE, _OFF, True, Repair.NOTHING),  # the rollback deallocated all
         (False, True, _IN, _OFF, True, Repair.NOTHING),  # the caller's transaction
         (False, True, _FAILED, _OFF, True, Repair.NOTHING),  # rolled back by its owner
@@ -493,7 +503,7 @@ def test_repairs_by_connection_state(
     autocommit: bool,
     transaction: TransactionStatus,
     pipeline: PipelineStatus,
-    holds: bool,
+    stale: bool,
     repair: Repair,
 ) -> None:
     assert (
@@ -502,7 +512,7 @@ def test_repairs_by_connection_state(
             autocommit=autocommit,
             transaction=transaction,
             pipeline=pipeline,
-            holds_prepared=holds,
+            may_be_stale=stale,
         )
         is repair
     )

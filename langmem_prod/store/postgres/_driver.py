@@ -95,7 +95,7 @@ class SyncRunner(SyncRunnerBase[Execute]):
         try:
             return self._execute_on(conn, effect)
         except BaseException:
-            recover(conn)
+            recover(conn, pipelined=len(effect.statements) > 1)
             raise
 
     def _execute_on(self, conn: Connection[Any], effect: Execute) -> Rows:
@@ -227,7 +227,7 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
         try:
             return await self._execute_on(conn, effect)
         except BaseException:
-            await arecover(conn)
+            await arecover(conn, pipelined=len(effect.statements) > 1)
             raise
 
     async def _execute_on(self, conn: AsyncConnection[Any], effect: Execute) -> Rows:

@@ -2,9 +2,9 @@
 
 Rules:
 - lost connections, shutdowns, deadlocks, serialization failures and a full connection
-  table are retryable, told by SQLSTATE (psycopg's classes for class 08 and 40 errors do
-  not derive from `ConnectionException` / `TransactionRollback`, so `isinstance` misses
-  them);
+  table are retryable, told by SQLSTATE: psycopg's error classes do not nest by SQLSTATE
+  class (`SerializationFailure` is not a `TransactionRollback`), so `isinstance` on a
+  class-level error misses them;
 - a missing table or function means `setup()` has not run for this schema;
 - a cancelled statement or a pool that stayed empty is a timeout, not retried (the pool
   already waited its full timeout);
@@ -33,11 +33,11 @@ _NOT_SET_UP = (
     pg_errors.InvalidSchemaName,
     pg_errors.UndefinedColumn,
 )
-_RETRYABLE_CLASSES = (
-    "08",  # connection exceptions
-    "40",  # transaction rollback: serialization failures, deadlocks
-)
+_RETRYABLE_CLASSES = ("08",)  # connection exceptions
 _RETRYABLE_STATES = (
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "40003",  # statement_completion_unknown (every effect is safe to repeat)
     "57P01",  # admin_shutdown (pg_terminate_backend, a fast shutdown)
     "57P02",  # crash_shutdown
     "57P03",  # cannot_connect_now (starting up)
@@ -89,6 +89,8 @@ def _retryable(exc: psycopg.Error) -> bool:
     >>> from psycopg import errors as e
     >>> _retryable(e.SerializationFailure()), _retryable(e.AdminShutdown())
     (True, True)
+    >>> _retryable(e.UniqueViolation()), _retryable(e.InterfaceError("closed"))
+    (False, False)
     """
     state = exc.sqlstate
     if state is None:

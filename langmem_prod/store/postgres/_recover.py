@@ -8,10 +8,13 @@ of that statement on the connection, by any tenant, fails with `prepared stateme
 "_pg3_N" does not exist`.
 
 Rules:
-- after any failure, a connection that is open, idle, in autocommit and holds prepared
-  statements is checked: one query asks which of its names the server lacks, and psycopg
-  forgets them (it prepares those statements afresh, on their next runs). Statements that
-  were prepared stay prepared, so one tenant's refusals cost the others nothing;
+- after a failed pipeline, a connection that is open, idle, in autocommit and holds
+  prepared statements is checked: one query asks which of its names the server lacks, and
+  psycopg forgets them (it prepares those statements afresh, on their next runs).
+  Statements that were prepared stay prepared, so one tenant's refusals cost the others
+  nothing, and the check costs one round trip on the failure path only;
+- a failure outside a pipeline leaves psycopg's record right (it reads the answer to each
+  Parse before recording the name), so it is not checked;
 - outside autocommit, psycopg's rollback of the failed transaction deallocates every
   statement on both sides, so nothing is left to check;
 - a connection left busy or in pipeline mode, or whose statements cannot be checked, is
@@ -55,24 +58,26 @@ def repair_for(
     autocommit: bool,
     transaction: TransactionStatus,
     pipeline: PipelineStatus,
-    holds_prepared: bool,
+    may_be_stale: bool,
 ) -> Repair:
     """The repair a connection needs after a failure, from what psycopg says of it.
 
+    `may_be_stale`: a pipeline failed on it while psycopg held prepared statements.
+
     >>> idle = dict(closed=False, transaction=TransactionStatus.IDLE, pipeline=PipelineStatus.OFF)
-    >>> repair_for(autocommit=True, holds_prepared=True, **idle).name
+    >>> repair_for(autocommit=True, may_be_stale=True, **idle).name
     'FORGET_MISSING'
-    >>> repair_for(autocommit=False, holds_prepared=True, **idle).name
+    >>> repair_for(autocommit=False, may_be_stale=True, **idle).name
     'NOTHING'
     >>> busy = idle | {"transaction": TransactionStatus.ACTIVE}
-    >>> repair_for(autocommit=True, holds_prepared=False, **busy).name
+    >>> repair_for(autocommit=True, may_be_stale=False, **busy).name
     'CLOSE'
     """
     if closed:
         return Repair.NOTHING  # a pool discards it; a store on it says so
     if pipeline != PipelineStatus.OFF or transaction == TransactionStatus.ACTIVE:
         return Repair.CLOSE
-    if transaction != TransactionStatus.IDLE or not autocommit or not holds_prepared:
+    if transaction != TransactionStatus.IDLE or not autocommit or not may_be_stale:
         return Repair.NOTHING
     return Repair.FORGET_MISSING
 
@@ -89,21 +94,24 @@ def _prepared_names(conn: Connection[Any] | AsyncConnection[Any]) -> MutableMapp
     return names
 
 
-def _plan(conn: Connection[Any] | AsyncConnection[Any]) -> tuple[Repair, list[str]]:
+def _plan(
+    conn: Connection[Any] | AsyncConnection[Any], pipelined: bool
+) -> tuple[Repair, list[str]]:
     """The repair `conn` needs, and the names psycopg holds (to ask the server about)."""
-    try:
-        held = [name.decode() for name in _prepared_names(conn).values()]
-    except (AttributeError, TypeError) as exc:  # a psycopg this module does not know
-        logger.warning("cannot read psycopg's prepared statements (%s); closing", exc)
-        held, unknown = [], True
-    else:
-        unknown = False
+    held: list[str] = []
+    unknown = False
+    if pipelined:
+        try:
+            held = [name.decode() for name in _prepared_names(conn).values()]
+        except (AttributeError, TypeError) as exc:  # a psycopg this module does not know
+            logger.warning("cannot read psycopg's prepared statements (%s); closing", exc)
+            unknown = True
     repair = repair_for(
         closed=conn.closed,
         autocommit=conn.autocommit,
         transaction=conn.info.transaction_status,
         pipeline=PipelineStatus(conn.pgconn.pipeline_status),
-        holds_prepared=bool(held) or unknown,
+        may_be_stale=bool(held) or unknown,
     )
     if unknown and repair is Repair.FORGET_MISSING:
         repair = Repair.CLOSE
@@ -121,13 +129,14 @@ def _closing(exc: Exception) -> None:
     logger.warning("closing a PostgreSQL connection whose statements could not be checked: %s", exc)
 
 
-def recover(conn: Connection[Any]) -> None:
+def recover(conn: Connection[Any], *, pipelined: bool = True) -> None:
     """After a failure on `conn`, make its prepared statements match the server's, or close it.
 
-    A check that fails closes the connection and raises nothing, so the caller sees the
-    failure it is recovering from (an interruption during the check still propagates).
+    `pipelined`: whether the failure may have come from a pipeline. A check that fails
+    closes the connection and raises nothing, so the caller sees the failure it is
+    recovering from (an interruption during the check still propagates).
     """
-    repair, held = _plan(conn)
+    repair, held = _plan(conn, pipelined)
     if repair is Repair.FORGET_MISSING:
         try:
             rows = conn.execute(_MISSING, (held,), prepare=False).fetchall()
@@ -145,9 +154,9 @@ def recover(conn: Connection[Any]) -> None:
         conn.close()
 
 
-async def arecover(conn: AsyncConnection[Any]) -> None:
+async def arecover(conn: AsyncConnection[Any], *, pipelined: bool = True) -> None:
     """The async twin of `recover`."""
-    repair, held = _plan(conn)
+    repair, held = _plan(conn, pipelined)
     if repair is Repair.FORGET_MISSING:
         try:
             rows = await (await conn.execute(_MISSING, (held,), prepare=False)).fetchall()
