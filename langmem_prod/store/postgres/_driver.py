@@ -7,6 +7,9 @@ Rules:
 - every `Execute` is safe to repeat, so transient failures are retried with backoff;
   `setup()` runs as one transaction and is retried whole;
 - errors leave through `translate`, so callers see only langmem_prod's exceptions;
+- after any failure, the connection is brought back in line with the server (`_recover`:
+  psycopg's prepared statements that an aborted pipeline never created are forgotten; a
+  connection left busy is closed) before it goes back to the pool or the next caller;
 - statements that only set the tenant for row-level security are skipped (answered with
   no rows) once the runner has seen that its role bypasses RLS (the tables' owner, a
   superuser, BYPASSRLS): they would cost a pipeline for nothing. It asks once, on the
@@ -34,6 +37,7 @@ from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._errors import translate
+from langmem_prod.store.postgres._recover import arecover, recover
 from langmem_prod.store.postgres._sql import Statement
 
 T = TypeVar("T")
@@ -88,6 +92,13 @@ class SyncRunner(SyncRunnerBase[Execute]):
             return self._execute(self.source, effect)
 
     def _execute(self, conn: Connection[Any], effect: Execute) -> Rows:
+        try:
+            return self._execute_on(conn, effect)
+        except BaseException:
+            recover(conn, pipelined=len(effect.statements) > 1)
+            raise
+
+    def _execute_on(self, conn: Connection[Any], effect: Execute) -> Rows:
         if not effect.tenant_settings:
             return _run_statements(conn, effect.statements)
         if self.bypasses_rls is None:
@@ -101,13 +112,18 @@ class SyncRunner(SyncRunnerBase[Execute]):
         return self._retrying(lambda: self._transaction_once(make_gen()))
 
     def _transaction_once(self, gen: Generator[Execute, Any, T]) -> T:
-        with self.connection() as conn, conn.transaction():
+        with self.connection() as conn:
             try:
-                effect = next(gen)
-                while True:
-                    effect = gen.send(_run_statements(conn, effect.statements))
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                with conn.transaction():
+                    try:
+                        effect = next(gen)
+                        while True:
+                            effect = gen.send(_run_statements(conn, effect.statements))
+                    except StopIteration as stop:
+                        return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                recover(conn)
+                raise
 
     def _discard_broken(self) -> None:
         """After a connection failure, drop the pool's dead idle connections."""
@@ -208,6 +224,13 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
             return await self._execute(self.source, effect)
 
     async def _execute(self, conn: AsyncConnection[Any], effect: Execute) -> Rows:
+        try:
+            return await self._execute_on(conn, effect)
+        except BaseException:
+            await arecover(conn, pipelined=len(effect.statements) > 1)
+            raise
+
+    async def _execute_on(self, conn: AsyncConnection[Any], effect: Execute) -> Rows:
         if not effect.tenant_settings:
             return await _arun_statements(conn, effect.statements)
         if self.bypasses_rls is None:
@@ -222,13 +245,18 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
         return await self._retrying(lambda: self._transaction_once(make_gen()))
 
     async def _transaction_once(self, gen: Generator[Execute, Any, T]) -> T:
-        async with self.connection() as conn, conn.transaction():
+        async with self.connection() as conn:
             try:
-                effect = next(gen)
-                while True:
-                    effect = gen.send(await _arun_statements(conn, effect.statements))
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                async with conn.transaction():
+                    try:
+                        effect = next(gen)
+                        while True:
+                            effect = gen.send(await _arun_statements(conn, effect.statements))
+                    except StopIteration as stop:
+                        return stop.value  # type: ignore[no-any-return]
+            except BaseException:
+                await arecover(conn)
+                raise
 
     async def _discard_broken(self) -> None:
         """After a connection failure, drop the pool's dead idle connections."""

@@ -2,7 +2,9 @@
 
 Rules:
 - lost connections, shutdowns, deadlocks, serialization failures and a full connection
-  table are retryable;
+  table are retryable, told by SQLSTATE: psycopg's error classes do not nest by SQLSTATE
+  class (`SerializationFailure` is not a `TransactionRollback`), so `isinstance` on a
+  class-level error misses them;
 - a missing table or function means `setup()` has not run for this schema;
 - a cancelled statement or a pool that stayed empty is a timeout, not retried (the pool
   already waited its full timeout);
@@ -31,13 +33,15 @@ _NOT_SET_UP = (
     pg_errors.InvalidSchemaName,
     pg_errors.UndefinedColumn,
 )
-_RETRYABLE = (
-    pg_errors.ConnectionException,  # class 08
-    pg_errors.TransactionRollback,  # class 40: serialization failures, deadlocks
-    pg_errors.AdminShutdown,
-    pg_errors.CrashShutdown,
-    pg_errors.CannotConnectNow,
-    pg_errors.TooManyConnections,
+_RETRYABLE_CLASSES = ("08",)  # connection exceptions
+_RETRYABLE_STATES = (
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "40003",  # statement_completion_unknown (every effect is safe to repeat)
+    "57P01",  # admin_shutdown (pg_terminate_backend, a fast shutdown)
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now (starting up)
+    "53300",  # too_many_connections
 )
 
 
@@ -66,9 +70,7 @@ def translate(exc: BaseException, schema: str) -> BaseException:
             "PostgreSQL cancelled the statement (statement_timeout or a cancel request)",
             retryable=False,
         )
-    if isinstance(exc, _RETRYABLE) or (
-        isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None
-    ):
+    if isinstance(exc, psycopg.Error) and _retryable(exc):
         return BackendUnavailableError(f"PostgreSQL is unavailable: {_first_line(exc)}")
     if isinstance(exc, psycopg.InterfaceError):
         return BackendUnavailableError(
@@ -79,6 +81,21 @@ def translate(exc: BaseException, schema: str) -> BaseException:
     if isinstance(exc, psycopg.Error):
         return BackendError(f"PostgreSQL rejected the operation: {_first_line(exc)}")
     return exc
+
+
+def _retryable(exc: psycopg.Error) -> bool:
+    """Whether `exc` is transient: a retryable SQLSTATE, or a connection lost with none.
+
+    >>> from psycopg import errors as e
+    >>> _retryable(e.SerializationFailure()), _retryable(e.AdminShutdown())
+    (True, True)
+    >>> _retryable(e.UniqueViolation()), _retryable(e.InterfaceError("closed"))
+    (False, False)
+    """
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in _RETRYABLE_CLASSES or state in _RETRYABLE_STATES
 
 
 def _first_line(exc: BaseException) -> str:
