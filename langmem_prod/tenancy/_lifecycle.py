@@ -129,10 +129,11 @@ def holdings_flow(
     else:
         keys = yield Scan(flows.history_pattern(tenant_id))
         held.conversations = len({bytes(k).rpartition(b":")[0] for k in keys})
-    for store in stores:
+    for store in stores:  # a store may be the registry's schema again: count the largest
         page: StoredPage = yield Store(store, "page", _prefix(tenant_id))
-        held.items += len(page.values)
-        held.more_items = held.more_items or page.cursor is not None
+        more = page.cursor is not None or bool(held.items and page.values)
+        held.items = max(held.items, len(page.values))
+        held.more_items = held.more_items or more
     if has_vault:
         keys_now = yield Vault("keys", (tenant_id,))
         held.live_keys = keys_now is not None and keys_now.current is not None
