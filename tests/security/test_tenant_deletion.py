@@ -125,7 +125,9 @@ async def test_delete_refuses_while_data_remains_then_erases_and_shreds(setup: S
     await setup.add(await setup.history("chat-1"), "acme said something")
     old_ciphertext = (await setup.stored())["n1"]
     stores = [setup.store]  # where the items live (on PostgreSQL the schema is in reach too)
-    with pytest.raises(TenantNotEmptyError, match=r"2 (or more )?store items, 1 chat conversations, live"):
+    with pytest.raises(
+        TenantNotEmptyError, match=r"2 (or more )?store items, 1 chat conversations, live"
+    ):
         await setup.reg("delete", "acme", stores=stores)
     assert (await setup.reg("get", "acme")).id == "acme" and len(await setup.stored()) == 2
     assert not setup.vault.keys("acme").shredded  # type: ignore[union-attr]
