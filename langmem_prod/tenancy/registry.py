@@ -6,8 +6,9 @@ Rules:
   shredding and deleting also involve the key vault and stores (`_lifecycle`'s steps,
   run by `_drive` and `_adrive`, the vault in a worker thread when async);
 - an update reads the tenant, applies the changes and writes it back; turning
-  `encryption` off also lifts the vault's enforcement (turning it on is finished by
-  `rotate`, which seals what is in clear and then enforces);
+  `encryption` off also lifts the vault's enforcement; turning it on gives the tenant
+  data keys if it has none yet, and is finished by `rotate`, which seals what is in
+  clear and then has the vault enforce the tenant;
 - with a `vault`, every tenant created gets fresh data keys, `shred` destroys them, and
   `delete` refuses a tenant that still holds data or live keys unless `erase=True`.
 """
@@ -76,9 +77,11 @@ class TenantRegistry:
         tenant = yield life.Db(self._flows.get_gen(check_tenant_id(tenant_id)))
         changed = tenant.with_changes(**changes)
         updated = yield life.Db(self._flows.update_gen(changed, self._clock()))
-        if self.vault is not None and changes.get("encryption") is False:
+        if self.vault is not None and "encryption" in changes:
             keys = yield life.Vault("keys", (tenant_id,))
-            if keys is not None and keys.enforced:
+            if keys is None and changes["encryption"]:  # registered before it had a vault
+                yield life.Vault("create", (tenant_id,))
+            elif keys is not None and keys.enforced and not changes["encryption"]:
                 yield life.Vault("enforce", (tenant_id, False))
         return updated  # type: ignore[no-any-return]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import traceback
 
@@ -20,10 +21,8 @@ SECRETS = (KEY_A, KEY_B, SHORT, URLSAFE)
 def fragments(secret: str, size: int = 8) -> set[str]:
     """Every substring of `size` characters of a secret (and of its raw bytes' hex)."""
     texts = [secret]
-    try:
+    with contextlib.suppress(ValueError):
         texts.append(base64.b64decode(secret + "=" * (-len(secret) % 4), altchars=b"-_").hex())
-    except ValueError:
-        pass
     return {t[i : i + size] for t in texts for i in range(len(t) - size + 1)}
 
 

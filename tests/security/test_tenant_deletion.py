@@ -4,6 +4,7 @@ again with the same id never sees the old data."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,12 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langmem_prod.errors import DecryptionError, TenantNotEmptyError, TenantNotFoundError
+from langmem_prod.errors import (
+    ConfigurationError,
+    DecryptionError,
+    TenantNotEmptyError,
+    TenantNotFoundError,
+)
 from langmem_prod.security import EncryptionCodec, Envelope, FileKeyVault, Keyring
 from langmem_prod.store._stored import Replacement
 from langmem_prod.tenancy import (
@@ -161,3 +167,30 @@ async def test_a_tenant_without_data_or_keys_just_goes(setup: Setup) -> None:
     await setup.reg("delete", "acme")
     with pytest.raises(TenantNotFoundError):
         await setup.reg("delete", "acme")
+
+
+def test_registry_twins_match() -> None:
+    def params(fn: Any) -> list[tuple[str, Any]]:
+        return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    for name in ("create", "update", "shred", "delete"):
+        assert params(getattr(TenantRegistry, name)) == params(getattr(TenantRegistry, "a" + name))
+        assert inspect.iscoroutinefunction(getattr(TenantRegistry, "a" + name))
+
+
+async def test_a_registry_without_a_vault_erases_but_cannot_shred(
+    backend_server: PgServer | RedisServer, flavour: str
+) -> None:
+    made = Setup(Backend(backend_server), flavour, None)
+    try:
+        await made.open()
+        await made.reg("create", "acme")
+        await made.call("put", NS, "n1", {"text": "clear"})
+        with pytest.raises(TenantNotEmptyError, match="store items"):
+            await made.reg("delete", "acme", stores=[made.store])
+        with pytest.raises(ConfigurationError, match="has no key vault"):
+            await made.reg("shred", "acme")
+        await made.reg("delete", "acme", erase=True, stores=[made.store])
+        assert await made.stored() == {}
+    finally:
+        await made.close()

@@ -147,3 +147,11 @@ async def test_vault_keys_follow_the_tenant(registry: tuple[TenantRegistry, str]
     await call(registry, "delete", "acme")  # shredded and empty: it goes
     with pytest.raises(TenantNotFoundError):
         await call(registry, "get", "acme")
+    # A tenant registered without a vault gets keys when it turns encryption on.
+    vault, reg.vault = reg.vault, None
+    await call(registry, "create", "initech")
+    reg.vault = vault
+    assert vault.keys("initech") is None
+    await call(registry, "update", "initech", encryption=True)
+    made = vault.keys("initech")
+    assert made is not None and made.current is not None and not made.enforced
