@@ -3,7 +3,8 @@
 Rules:
 - a sealed blob is: version byte 2, the data key id (length byte + ASCII), a 12-byte
   random nonce, then the ciphertext with its 16-byte tag; the data key comes from the
-  `KeyVault`, never from the database;
+  `KeyVault`, never from the database; blobs of version 1 (keys derived from a salt in
+  the registry, before 0.1 was released) are refused with a message saying so;
 - the associated data is the blob's head plus the owner's: a blob copied to another
   row or tenant, or whose head was edited, fails to open with `DecryptionError`, never
   garbage;
@@ -118,6 +119,12 @@ class Envelope:
 def split(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
     """The data key id, head, nonce and ciphertext of a sealed blob."""
     blob = bytes(blob)
+    if blob[:1] == b"\x01":
+        raise DecryptionError(
+            "a stored value was sealed by an earlier langmem_prod (keys derived from a salt "
+            "in the database), which this version does not open: data keys now live in the "
+            "key vault; re-write the value"
+        )
     if len(blob) < 2 or blob[0] != VERSION:
         raise DecryptionError("a stored value is not a langmem_prod ciphertext (unencrypted?)")
     end = 2 + blob[1]

@@ -10,7 +10,7 @@ Rules:
   the tenant and the data key) the random per-tenant data keys a `KeyVault` keeps;
 - an error names a bad entry by its position (1-based) and its id, never by its
   text: no message, `repr` or `str` holds key material, nor a value that may be some
-  (a primary id that looks like a key is reported as such, not echoed).
+  (an id that does not look like one, and `LANGMEM_PRIMARY_KEY_ID`, are never echoed).
 """
 
 from __future__ import annotations

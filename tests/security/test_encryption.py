@@ -40,6 +40,8 @@ def test_a_ciphertext_opens_only_for_its_owner(vault: FileKeyVault) -> None:
     head_edited = bytes([sealed[0], sealed[1]]) + sealed[2:].replace(b"v1-", b"v2-", 1)
     with pytest.raises(DecryptionError):
         env.open("acme", head_edited, owner("acme", "memories", "m1"))
+    with pytest.raises(DecryptionError, match="sealed by an earlier langmem_prod"):
+        env.open("acme", b"\x01\x02k1" + bytes(40), owner("acme", "memories", "m1"))
     with pytest.raises(DecryptionError, match="not a langmem_prod ciphertext"):
         env.open("acme", b'{"plain": true}', owner("acme", "memories", "m1"))
 
