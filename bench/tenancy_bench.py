@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -30,7 +32,7 @@ from store_bench import server
 
 from langmem_prod import PostgresStore, RedisStore
 from langmem_prod.compliance import PostgresAuditLog, RedisAuditLog
-from langmem_prod.security import Keyring
+from langmem_prod.security import FileKeyVault, Keyring
 from langmem_prod.tenancy import (
     PostgresTenantRegistry,
     RedisTenantRegistry,
@@ -43,16 +45,25 @@ KEYRING = Keyring({"bench": bytes(range(32))}, "bench")
 
 
 @contextmanager
+def new_vault() -> Iterator[FileKeyVault]:
+    """A key vault in a temporary folder (the data keys of the bench's tenants)."""
+    with tempfile.TemporaryDirectory(prefix="bench-vault-") as folder:
+        vault = FileKeyVault(Path(folder) / "vault.json", KEYRING)
+        yield vault
+        vault.close()
+
+
+@contextmanager
 def world(kind: str, url: str) -> Iterator[tuple[Any, Any, Any, Any]]:
     """(bare store, encrypting store, registry, audit log) on a fresh schema / prefix."""
     place = f"bench_{uuid.uuid4().hex[:8]}"
     if kind == "postgres":
-        with ConnectionPool(url, kwargs={"autocommit": True}) as pool:
-            registry: Any = PostgresTenantRegistry(pool, schema=place)
+        with ConnectionPool(url, kwargs={"autocommit": True}) as pool, new_vault() as vault:
+            registry: Any = PostgresTenantRegistry(pool, schema=place, vault=vault)
             audit: Any = PostgresAuditLog(pool, schema=place)
             registry.setup()
             audit.setup()
-            encryption = TenantEncryption(KEYRING, registry, plaintext_fields=["kind"])
+            encryption = TenantEncryption(vault, registry, plaintext_fields=["kind"])
             with (
                 PostgresStore(pool, schema=place, start_sweeper=False) as bare,
                 PostgresStore(pool, schema=place, start_sweeper=False, values=encryption) as enc,
@@ -63,18 +74,23 @@ def world(kind: str, url: str) -> Iterator[tuple[Any, Any, Any, Any]]:
                 conn.execute(f'DROP SCHEMA "{place}" CASCADE')
         return
     client = redis.Redis.from_url(url)
-    registry = RedisTenantRegistry(client, prefix=place)
+    with new_vault() as vault:
+        yield from _redis_world(client, place, vault)
+    for key in client.scan_iter(match=f"{place}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def _redis_world(client: Any, place: str, vault: FileKeyVault) -> Iterator[tuple[Any, ...]]:
+    registry = RedisTenantRegistry(client, prefix=place, vault=vault)
     audit = RedisAuditLog(client, prefix=place)
-    encryption = TenantEncryption(KEYRING, registry, plaintext_fields=["kind"])
+    encryption = TenantEncryption(vault, registry, plaintext_fields=["kind"])
     with (
         RedisStore(client, prefix=place, start_sweeper=False) as bare,
         RedisStore(client, prefix=place, start_sweeper=False, values=encryption) as enc,
     ):
         bare.setup()
         yield bare, enc, registry, audit
-    for key in client.scan_iter(match=f"{place}:*", count=1000):
-        client.delete(key)
-    client.close()
 
 
 def scenarios(kind: str, url: str, n: int, repeats: int) -> dict[str, dict[str, float]]:

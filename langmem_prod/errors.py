@@ -39,6 +39,7 @@ __all__ = [
     "SyncCallInEventLoopError",
     "TenantAccessError",
     "TenantExistsError",
+    "TenantNotEmptyError",
     "TenantNotFoundError",
     "ValueNotSerializableError",
     "ValueTooLargeError",
@@ -147,6 +148,10 @@ class TenantNotFoundError(LangmemError, LookupError):
 
 class TenantExistsError(InvalidInputError):
     """A tenant with this id is already registered."""
+
+
+class TenantNotEmptyError(InvalidInputError):
+    """A tenant cannot be deleted while it holds data or live keys; nothing was deleted."""
 
 
 class TenantAccessError(LangmemError, PermissionError):

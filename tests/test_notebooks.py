@@ -57,10 +57,13 @@ EXPECTED = {
     "04_multi_tenant.ipynb": [
         ("mail [EMAIL]", 1),  # PII masked before storing
         ("(4, 16, 5)", 1),  # 20 racing puts, room for 4: exactly 4 stored
-        ('"kind": "secret", "__sealed__": "AQ', 1),  # acme's raw row: a ciphertext
+        ('"kind": "secret", "__sealed__": "Ag', 1),  # acme's raw row: a ciphertext (v2)
         ('"text": "globex likes blue"}\')', 1),  # globex's raw row: plain JSON
         ("DecryptionError: a stored value failed authentication", 1),  # copied ciphertext
         ("Problem(seq=1, reason='hash does not follow", 1),  # the edited audit row
         ("([('acme',)], [], 0, {'kind': 'memo'", 1),  # RLS: own rows only, none widened
+        ("TenantNotEmptyError: tenant 'acme' still holds", 1),  # delete refused
+        ("KeyShreddedError: tenant 'acme'", 1),  # shredded: its data is unreadable
+        ("(['globex'], {'kind': 'memo'", 1),  # acme erased and gone, globex untouched
     ],
 }

@@ -35,7 +35,7 @@ from langmem_prod.store._maintenance import MaintenanceSchedule
 from langmem_prod.store._namespace import encode_namespace, validate_op, validated
 from langmem_prod.store._ops import check_timestamp
 from langmem_prod.store._stored import Replacement, StoredPage, check_limit, validate_prefix
-from langmem_prod.store._transform import op_namespaces, open_items, result_items
+from langmem_prod.store._transform import check_puts, op_namespaces, open_items, result_items
 from langmem_prod.store._worker import TaskWorker
 
 T = TypeVar("T")
@@ -94,9 +94,11 @@ class AsyncStore(StoreBase):
 
     async def _abatch_validated(self, ops: list[Op]) -> list[Result]:
         if self.values is not None:
+            check_puts(self.values, ops)
             await self.values.aprepare(op_namespaces(ops))
-        plan = self._plan(ops, validate=False)
-        results = await self._runner.run(self._flows.batch(plan, self._now()))
+        now = self._now()
+        plan = self._plan(ops, validate=False, now=now)
+        results = await self._runner.run(self._flows.batch(plan, now))
         if self.values is not None:
             items = result_items(results)
             await self.values.aprepare(item.namespace for item in items)

@@ -6,8 +6,9 @@ Rules:
 - the store's clock (injectable for tests) must return aware datetimes; item times come
   from it, never from the server's clock;
 - a backend's base class calls `_init_common` and then builds its runner and worker;
-- with a `ValueTransform` (`values=`), a batch is validated, then the transform prepares
-  for its namespaces, then it is planned (values sealed), run, and its items opened.
+- with a `ValueTransform` (`values=`), a batch is validated (the transform checks its
+  puts' values), then the transform prepares for its namespaces, then it is planned
+  (values sealed for the batch's write time), run, and its items opened.
 """
 
 from __future__ import annotations
@@ -91,13 +92,16 @@ class StoreBase(StoreApi):
         """Build `self._worker`, the background maintenance, and hook it to the runner."""
         raise NotImplementedError
 
-    def _plan(self, ops: Iterable[Op], *, validate: bool = True) -> BatchPlan:
+    def _plan(
+        self, ops: Iterable[Op], *, validate: bool = True, now: datetime | None = None
+    ) -> BatchPlan:
         return plan_batch(
             ops,
             index=self._index,
             max_value_bytes=self._max_value_bytes,
             validate=validate,
             transform=self.values,
+            now=now,
         )
 
     def _now(self) -> datetime:

@@ -12,7 +12,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+import re
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -23,6 +24,7 @@ from langmem_prod.errors import ConfigurationError, EmbeddingError, InvalidInput
 from langmem_prod.store._effects import Embed
 
 V = TypeVar("V")
+_TOP = re.compile(r"[.\[]")
 
 Tokens = Literal["$"] | list[str]
 
@@ -104,6 +106,15 @@ def item_texts(
         else:
             pairs.extend((f"{path}.{i}", text) for i, text in enumerate(texts))
     return pairs
+
+
+def top_fields(pairs: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """The top-level fields of a value that (field, text) pairs embed ("$": all of it).
+
+    >>> sorted(top_fields([("a[*].0", "x"), ("b.c", "y"), ("d", "z"), ("$", "{}")]))
+    ['$', 'a', 'b', 'd']
+    """
+    return frozenset(_TOP.split(path, 1)[0] for path, _ in pairs)
 
 
 def embed_texts(

@@ -26,7 +26,7 @@ from langgraph.store.base import (
 
 from langmem_prod.errors import ConfigurationError, InvalidInputError
 from langmem_prod.store._filter import Condition, parse_filter
-from langmem_prod.store._index import IndexSettings, item_texts
+from langmem_prod.store._index import IndexSettings, item_texts, top_fields
 from langmem_prod.store._namespace import (
     NamespaceMatch,
     compile_match,
@@ -115,8 +115,9 @@ def plan_batch(
     max_value_bytes: int,
     validate: bool = True,
     transform: ValueTransform | None = None,
+    now: datetime | None = None,
 ) -> BatchPlan:
-    """Validate `ops` and group them.
+    """Validate `ops` and group them; a `transform` seals values written at `now`.
 
     >>> from langgraph.store.base import GetOp, PutOp
     >>> plan = plan_batch([PutOp(("a",), "k", {"x": 1}), GetOp(("a",), "k")],
@@ -146,7 +147,7 @@ def plan_batch(
             match = compile_match(op.match_conditions)
             lists.append(ListPlan(pos, match, op.max_depth, op.limit, op.offset))
         else:
-            write = _plan_write(op, index, max_value_bytes, transform)
+            write = _plan_write(op, index, max_value_bytes, transform, now)
             writes.pop((write.prefix, write.key), None)
             writes[(write.prefix, write.key)] = write
     ordered = tuple(sorted(writes.values(), key=lambda w: (w.prefix, w.key))) if writes else ()
@@ -174,18 +175,28 @@ def _plan_write(
     index: IndexSettings | None,
     max_value_bytes: int,
     transform: ValueTransform | None,
+    now: datetime | None,
 ) -> WritePlan:
     namespace = tuple(op.namespace)
     prefix = encode_namespace(namespace)
     if op.value is None:
         return WritePlan(prefix, op.key, None, None, None)
     value_json = encode_value(op.value, max_bytes=max_value_bytes, namespace=namespace, key=op.key)
+    texts = None if index is None else tuple(item_texts(index, op.value, op.index))
     if transform is not None:  # the caller's value is checked above, the stored one here
-        stored = transform.seal(namespace, op.key, dict(op.value), value_json)
+        if now is None:
+            raise ConfigurationError("a store with a value transform plans writes with a time")
+        stored = transform.seal(
+            namespace,
+            op.key,
+            dict(op.value),
+            value_json,
+            written_at=now,
+            indexed=top_fields(texts or ()),
+        )
         value_json = encode_value(
             stored, max_bytes=max_value_bytes, namespace=namespace, key=op.key
         )
-    texts = None if index is None else tuple(item_texts(index, op.value, op.index))
     return WritePlan(prefix, op.key, value_json, check_ttl(op.ttl), texts)
 
 

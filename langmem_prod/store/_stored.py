@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from langgraph.store.base import SearchOp
@@ -23,11 +24,16 @@ from langmem_prod.store._namespace import validate_op
 
 
 class StoredValue(NamedTuple):
-    """An item's stored JSON (the encoded namespace, as the backend keeps it)."""
+    """An item's stored JSON and write time, as the backend keeps them.
+
+    The namespace is its encoded text; a value transform may have bound the stored form
+    to `updated_at`.
+    """
 
     prefix: str
     key: str
     value_json: str
+    updated_at: datetime
 
 
 class Replacement(NamedTuple):

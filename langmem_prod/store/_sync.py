@@ -30,7 +30,7 @@ from langmem_prod.store._maintenance import MaintenanceSchedule
 from langmem_prod.store._namespace import encode_namespace, validated
 from langmem_prod.store._ops import check_timestamp
 from langmem_prod.store._stored import Replacement, StoredPage, check_limit, validate_prefix
-from langmem_prod.store._transform import op_namespaces, open_items, result_items
+from langmem_prod.store._transform import check_puts, op_namespaces, open_items, result_items
 from langmem_prod.store._worker import ThreadWorker
 
 T = TypeVar("T")
@@ -78,8 +78,10 @@ class SyncStore(StoreBase):
         if self.values is None:
             return self._runner.run(self._flows.batch(self._plan(ops), self._now()))
         ops = validated(ops)
+        check_puts(self.values, ops)
         self.values.prepare(op_namespaces(ops))
-        results = self._runner.run(self._flows.batch(self._plan(ops, validate=False), self._now()))
+        now = self._now()
+        results = self._runner.run(self._flows.batch(self._plan(ops, validate=False, now=now), now))
         items = result_items(results)
         self.values.prepare(item.namespace for item in items)
         open_items(self.values, items)

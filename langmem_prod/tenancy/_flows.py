@@ -5,30 +5,39 @@ Rules:
   Redis: one hash per tenant and a sorted set of ids, all under the hash tag
   `{<prefix>:tenants}`, so a registry lives in one slot of a cluster;
 - creating a tenant that exists is refused atomically (ON CONFLICT / a Lua script);
-- every tenant gets a random 32-byte salt for its data keys; shredding deletes it, which
-  makes the tenant's encrypted data unreadable (crypto-shredding);
+- the registry holds no key material: a tenant's data keys live in the key vault
+  (`security.vault`), so no copy of the database can open its data once they are
+  destroyed (the salt column of migration 1 is dropped by migration 2);
+- what the registry reaches of a tenant's data, to report or erase it before the tenant
+  is deleted: on PostgreSQL its items (and their vectors and namespaces), usage row and
+  chat conversations in the registry's schema; on Redis its chat conversations under
+  the history prefix (found with SCAN, on every node of a cluster);
 - a missing tenant is `TenantNotFoundError`, with the id.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from langmem_prod.errors import TenantExistsError, TenantNotFoundError
+from langmem_prod.history._redis import DEFAULT_PREFIX as HISTORY_PREFIX
+from langmem_prod.store._namespace import descendant_range
+from langmem_prod.store._tenant import TENANT_ROOT
 from langmem_prod.store._usage import usage_report
 from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._rls import in_tenant
 from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._schema import setup_gen as store_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 from langmem_prod.store.redis._effects import Pipeline, script
 from langmem_prod.tenancy.tenants import Tenant, settings_json, tenant_from
 
-SALT_BYTES = 32
+_GLOB = re.compile(r"[*?\[\]\\]")
 TENANCY_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -45,13 +54,18 @@ TENANCY_MIGRATIONS: tuple[Migration, ...] = (
                 updated_at timestamptz NOT NULL)""",
         ),
     ),
+    Migration(
+        2,
+        "data keys live in the key vault: no salt in the database",
+        ("ALTER TABLE {s}.tenants DROP COLUMN salt",),
+    ),
 )
 _COLUMNS = "id, name, plan, settings::text, status, created_at"
 # A new tenant's usage starts from what its namespaces already hold.
 _INSERT = """
 WITH t AS (
-  INSERT INTO {s}.tenants (id, name, plan, settings, status, salt, created_at, updated_at)
-  VALUES (%(id)s, %(name)s, %(plan)s, %(settings)s::jsonb, %(status)s, %(salt)s, %(now)s, %(now)s)
+  INSERT INTO {s}.tenants (id, name, plan, settings, status, created_at, updated_at)
+  VALUES (%(id)s, %(name)s, %(plan)s, %(settings)s::jsonb, %(status)s, %(now)s, %(now)s)
   ON CONFLICT (id) DO NOTHING RETURNING *
 ), usage AS (
   INSERT INTO {s}.tenant_usage (tenant_id, items, bytes, max_items, max_bytes)
@@ -77,8 +91,18 @@ SELECT id, name, plan, settings::text, status, created_at FROM t"""
 _USAGE = "SELECT items, bytes, max_items, max_bytes FROM {s}.tenant_usage WHERE tenant_id = %s"
 _SELECT = "SELECT " + _COLUMNS + " FROM {s}.tenants WHERE id = %s"
 _LIST = "SELECT " + _COLUMNS + " FROM {s}.tenants ORDER BY id"
-_SALT = "SELECT salt FROM {s}.tenants WHERE id = %s"
-_SHRED = "UPDATE {s}.tenants SET salt = NULL, updated_at = %s WHERE id = %s RETURNING id"
+_CHATS = "SELECT to_regclass(format('%%I.chat_sessions', %s::text)) IS NOT NULL"
+_ITEMS = "(prefix = %(p)s OR (prefix >= %(low)s AND prefix < %(high)s))"
+_HOLDINGS = "SELECT count(*) FROM {s}.items WHERE " + _ITEMS
+_HOLDINGS_CHATS = "SELECT count(*) FROM {s}.chat_sessions WHERE tenant_id = %(id)s"
+_ERASE = (
+    "DELETE FROM {s}.items WHERE " + _ITEMS,
+    "SELECT {s}.prune_namespaces(ARRAY(SELECT prefix FROM {s}.namespaces WHERE " + _ITEMS + "))",
+)
+_ERASE_CHATS = (
+    "DELETE FROM {s}.chat_messages WHERE tenant_id = %(id)s",
+    "DELETE FROM {s}.chat_sessions WHERE tenant_id = %(id)s",
+)
 _DELETE = """
 WITH usage AS (DELETE FROM {s}.tenant_usage WHERE tenant_id = %(id)s)
 DELETE FROM {s}.tenants WHERE id = %(id)s RETURNING id"""
@@ -123,8 +147,7 @@ class PgRegistryFlows:
 
     def create_gen(self, tenant: Tenant, now: datetime) -> Generator[Execute, Any, Tenant]:
         """Register a new tenant (refused if the id is taken), with its usage row."""
-        params = self._params(tenant, now) | {"salt": os.urandom(SALT_BYTES)}
-        (rows,) = yield Execute((Statement(self._sql(_INSERT), params),))
+        (rows,) = yield Execute((Statement(self._sql(_INSERT), self._params(tenant, now)),))
         if not rows:
             raise TenantExistsError(f"tenant {tenant.id!r} already exists; update it instead")
         return tenant_from(rows[0])
@@ -150,16 +173,27 @@ class PgRegistryFlows:
         (rows,) = yield Execute((Statement(self._sql(_LIST)),))
         return [tenant_from(row) for row in rows]
 
-    def salt_gen(self, tenant_id: str) -> Generator[Execute, Any, bytes | None]:
-        """The tenant's data-key salt; None once shredded."""
-        (rows,) = yield Execute((Statement(self._sql(_SALT), (tenant_id,)),))
-        salt = _one(rows, tenant_id)[0]
-        return None if salt is None else bytes(salt)
+    def _tenant_params(self, tenant_id: str) -> dict[str, str]:
+        prefix = f"{TENANT_ROOT}.{tenant_id}"
+        low, high = descendant_range(prefix)
+        return {"id": tenant_id, "p": prefix, "low": low, "high": high}
 
-    def shred_gen(self, tenant_id: str, now: datetime) -> Generator[Execute, Any, None]:
-        """Destroy the tenant's salt: its encrypted data can no longer be read."""
-        (rows,) = yield Execute((Statement(self._sql(_SHRED), (now, tenant_id)),))
-        _one(rows, tenant_id)
+    def _statements(self, *templates: str, tenant_id: str) -> Execute:
+        params = self._tenant_params(tenant_id)
+        return in_tenant(tenant_id, [Statement(self._sql(t), params) for t in templates])
+
+    def holdings_gen(self, tenant_id: str) -> Generator[Execute, Any, tuple[int, int]]:
+        """How many items and chat conversations of the tenant the schema holds."""
+        ((has_chats,),), *_ = yield Execute((Statement(_CHATS, (self.schema,)),))
+        templates = (_HOLDINGS, _HOLDINGS_CHATS) if has_chats else (_HOLDINGS,)
+        answers = yield self._statements(*templates, tenant_id=tenant_id)
+        counts = [int(rows[0][0]) for rows in answers[1:]]  # after the tenant's setting
+        return counts[0], counts[1] if has_chats else 0
+
+    def erase_gen(self, tenant_id: str) -> Generator[Execute, Any, None]:
+        """Delete the tenant's items (vectors and namespaces too) and chat conversations."""
+        ((has_chats,),), *_ = yield Execute((Statement(_CHATS, (self.schema,)),))
+        yield self._statements(*_ERASE, *(_ERASE_CHATS if has_chats else ()), tenant_id=tenant_id)
 
     def delete_gen(self, tenant_id: str) -> Generator[Execute, Any, None]:
         """Remove the tenant from the registry."""
@@ -168,10 +202,10 @@ class PgRegistryFlows:
 
 
 CREATE = """
--- KEYS: tenant hash, id set; ARGV: id, name, plan, settings, status, salt, created
+-- KEYS: tenant hash, id set; ARGV: id, name, plan, settings, status, created
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'name', ARGV[2], 'plan', ARGV[3], 'settings', ARGV[4],
-  'status', ARGV[5], 'salt', ARGV[6], 'created_at', ARGV[7])
+  'status', ARGV[5], 'created_at', ARGV[6])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return 1
 """
@@ -196,6 +230,7 @@ class RedisRegistryFlows:
     """The registry's operations on Redis."""
 
     prefix: str
+    history_prefix: str = HISTORY_PREFIX
 
     def _key(self, tenant_id: str) -> str:
         return f"{self.prefix}:{{{self.prefix}:tenants}}:t:{tenant_id}"
@@ -214,8 +249,8 @@ class RedisRegistryFlows:
 
     def create_gen(self, tenant: Tenant, now: datetime) -> Generator[Pipeline, Any, Tenant]:
         """Register a new tenant (refused if the id is taken)."""
-        settings, salt = settings_json(tenant), os.urandom(SALT_BYTES)
-        args = (tenant.id, tenant.name, tenant.plan, settings, tenant.status, salt, now.isoformat())
+        settings = settings_json(tenant)
+        args = (tenant.id, tenant.name, tenant.plan, settings, tenant.status, now.isoformat())
         command = script("tenant_create", (self._key(tenant.id), self._ids), args, SHAS)
         (created,) = yield Pipeline((command,), scripted=True)
         if not created:
@@ -246,18 +281,16 @@ class RedisRegistryFlows:
         rows = yield Pipeline(tuple(("HMGET", self._key(n), *_FIELDS) for n in names))
         return [self._tenant(n, values) for n, values in zip(names, rows, strict=True) if values[0]]
 
-    def salt_gen(self, tenant_id: str) -> Generator[Pipeline, Any, bytes | None]:
-        """The tenant's data-key salt; None once shredded."""
-        (values,) = yield Pipeline((("HMGET", self._key(tenant_id), "name", "salt"),))
-        if values[0] is None:
-            raise _missing(tenant_id)
-        return values[1]  # type: ignore[no-any-return]
+    def history_pattern(self, tenant_id: str) -> str:
+        """The SCAN pattern of the tenant's chat-history keys."""
+        prefix = _GLOB.sub(r"\\\g<0>", self.history_prefix)
+        return f"{prefix}:{{{tenant_id}\x00*"
 
-    def shred_gen(self, tenant_id: str, now: datetime) -> Generator[Pipeline, Any, None]:
-        """Destroy the tenant's salt: its encrypted data can no longer be read."""
-        del now
-        yield from self.salt_gen(tenant_id)
-        yield Pipeline((("HDEL", self._key(tenant_id), "salt"),))
+    @staticmethod
+    def drop_gen(keys: list[bytes]) -> Generator[Pipeline, Any, None]:
+        """Delete keys (one command each: on a cluster they lie in many slots)."""
+        if keys:
+            yield Pipeline(tuple(("DEL", key) for key in keys))
 
     def delete_gen(self, tenant_id: str) -> Generator[Pipeline, Any, None]:
         """Remove the tenant from the registry."""

@@ -1,21 +1,36 @@
 """Store values encrypted at rest, per tenant: the `ValueTransform` a store is built with.
 
 Rules:
-- a value under ("tenants", <id>, ...) of a tenant whose `encryption` setting is on is
-  stored as {"__sealed__": base64 AES-256-GCM blob of the whole value, plus the declared
-  `plaintext_fields` copied in clear}; other values are stored as they are;
-- the blob is bound to the tenant, the namespace and the key (associated data), so a
-  value copied to another item or tenant fails to open with `DecryptionError`;
+- a value under ("tenants", <id>, ...) of a tenant that encrypts is stored as
+  {"__sealed__": base64 AES-256-GCM blob of the whole value, plus the declared
+  `plaintext_fields` copied in clear}; other values are stored as they are; a tenant
+  encrypts when its `encryption` setting is on or the key vault enforces it;
+- the blob is bound to the tenant, the namespace, the key and the write time (the
+  item's `updated_at`), and is checked against the row on read: a value copied to
+  another item or tenant, or an older ciphertext of the same item put back over the
+  current one, fails with `DecryptionError`. Replaying a whole old row (value and
+  `updated_at` together) is not detected: that needs state outside the database;
+- a caller's value holding the reserved field `__sealed__` is refused with
+  `InvalidValueError` before anything is read or written, whatever the tenant;
+- once the vault enforces a tenant (`registry.create(..., encryption=True)`, or a
+  `rotate` that found nothing left in clear), a value of it found in clear is refused
+  on read with `DecryptionError`: it was written around the store (a downgrade);
+  turning encryption on for a tenant with data is a migration: values in clear still
+  open until `rotate` has sealed them, and then the vault enforces the tenant;
 - a sealed value opens whatever the tenant's setting is now (turning encryption off
-  does not strand data); a value stored in clear opens as itself, so a tenant can turn
-  encryption on while it has data (`rotate` then seals it);
-- what stays visible: namespaces, keys, timestamps, the size of values, vectors (they
-  are computed from the clear value, so semantic search keeps working) and the
-  plaintext fields; a filter on any other field of an encrypted tenant's values is
-  refused (the database cannot see it) instead of silently matching nothing;
-- a tenant's setting and data-key salt are read from the registry at most every
-  `refresh_seconds`; after `registry.shred(...)` call `forget(tenant)` in this process,
-  other processes stop within `refresh_seconds`.
+  does not strand data);
+- semantic search vectors are computed from the clear value, and embeddings can be
+  inverted to the words they encode (a dictionary attack on a stored vector recovers a
+  PIN): a put whose indexed fields are sealed is refused with `InvalidInputError`
+  unless the tenant's `index_sealed` setting is on (every plan leaves it off), or the
+  fields are `plaintext_fields`;
+- what stays visible: namespaces, keys, timestamps, the size of values, the vectors of
+  indexed fields, and the plaintext fields; a filter on any other field of an
+  encrypting tenant's values is refused (the database cannot see it) instead of
+  silently matching nothing;
+- a tenant's settings are read from the registry at most every `refresh_seconds`; its
+  keys come from the vault on every value, so `registry.shred(...)` takes effect at
+  once in every process sharing the vault.
 """
 
 from __future__ import annotations
@@ -25,13 +40,19 @@ import base64
 import binascii
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from langmem_prod.errors import DecryptionError, InvalidInputError, TenantNotFoundError
+from langmem_prod.errors import (
+    DecryptionError,
+    InvalidInputError,
+    InvalidValueError,
+    TenantNotFoundError,
+)
 from langmem_prod.security.envelope import Envelope, owner
-from langmem_prod.security.keys import Keyring
+from langmem_prod.security.vault import KeyVault
 from langmem_prod.store._namespace import encode_namespace
 from langmem_prod.store._tenant import TENANT_ROOT, tenant_of
 from langmem_prod.store._values import decode_value
@@ -39,6 +60,8 @@ from langmem_prod.tenancy.tenants import Tenant
 
 SEALED = "__sealed__"
 Namespace = tuple[str, ...]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class Registry(Protocol):
@@ -57,19 +80,11 @@ class Registry(Protocol):
         """Async `get`."""
         ...
 
-    def salt(self, tenant_id: str) -> bytes | None:
-        """The tenant's data-key salt; None once shredded."""
-        ...
-
-    async def asalt(self, tenant_id: str) -> bytes | None:
-        """Async `salt`."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
-class _Material:
+class _Settings:
     encrypts: bool
-    salt: bytes | None
+    index_sealed: bool
     read_at: float
 
 
@@ -77,17 +92,19 @@ class TenantEncryption:
     """Encrypts the store values of the tenants whose plan or overrides ask for it.
 
     Example:
+        >>> import pathlib, tempfile
         >>> from psycopg_pool import ConnectionPool
         >>> from langmem_prod import PostgresStore
         >>> from langmem_prod.embedded import embedded_postgres
-        >>> from langmem_prod.security import Keyring, new_master_key
+        >>> from langmem_prod.security import FileKeyVault, Keyring, new_master_key
         >>> from langmem_prod.tenancy import PostgresTenantRegistry, TenantEncryption
         >>> keyring = Keyring.from_env({"LANGMEM_MASTER_KEYS": f"k1:{new_master_key()}"})
+        >>> vault = FileKeyVault(pathlib.Path(tempfile.mkdtemp()) / "vault.json", keyring)
         >>> with embedded_postgres() as url, ConnectionPool(url) as pool:
-        ...     registry = PostgresTenantRegistry(pool)
+        ...     registry = PostgresTenantRegistry(pool, vault=vault)
         ...     registry.setup()
         ...     _ = registry.create("acme", encryption=True)
-        ...     encryption = TenantEncryption(keyring, registry, plaintext_fields=["kind"])
+        ...     encryption = TenantEncryption(vault, registry, plaintext_fields=["kind"])
         ...     with PostgresStore(pool, values=encryption) as store:
         ...         store.setup()
         ...         ns = ("tenants", "acme", "notes")
@@ -100,35 +117,37 @@ class TenantEncryption:
 
     def __init__(
         self,
-        keyring: Keyring,
+        vault: KeyVault,
         registry: Registry,
         *,
         plaintext_fields: Iterable[str] = (),
         refresh_seconds: float = 5.0,
     ) -> None:
-        self.envelope = Envelope(keyring, self._salt)
+        self.envelope = Envelope(vault)
         self.registry = registry
         self.plaintext_fields = frozenset(plaintext_fields)
         if SEALED in self.plaintext_fields:
             raise InvalidInputError(f"{SEALED!r} cannot be a plaintext field")
         self.refresh_seconds = refresh_seconds
-        self._materials: dict[str, _Material] = {}
+        self._settings: dict[str, _Settings] = {}
         self._lock = threading.Lock()
 
-    # -- key material -------------------------------------------------------------------
+    @property
+    def vault(self) -> KeyVault:
+        """The key vault holding the tenants' data keys."""
+        return self.envelope.vault
 
-    def _salt(self, tenant: str) -> bytes | None:
-        return self._material(tenant).salt
+    # -- tenant settings ----------------------------------------------------------------
 
-    def _material(self, tenant: str) -> _Material:
+    def _setting(self, tenant: str) -> _Settings:
         with self._lock:
-            material = self._materials.get(tenant)
-        if material is None:
+            found = self._settings.get(tenant)
+        if found is None:
             raise DecryptionError(
-                f"tenant {tenant!r}'s keys were not loaded; the store prepares them before "
-                "each batch, so this value did not come through the store"
+                f"tenant {tenant!r}'s settings were not loaded; the store prepares them "
+                "before each batch, so this value did not come through the store"
             )
-        return material
+        return found
 
     def _stale(self, namespaces: Iterable[Namespace]) -> set[str]:
         now = time.monotonic()
@@ -137,26 +156,26 @@ class TenantEncryption:
             return {
                 t
                 for t in tenants
-                if (m := self._materials.get(t)) is None or now - m.read_at >= self.refresh_seconds
+                if (s := self._settings.get(t)) is None or now - s.read_at >= self.refresh_seconds
             }
 
-    def _keep(self, tenant: str, encrypts: bool, salt: bytes | None) -> None:
+    def _keep(self, tenant: str, found: Tenant | None) -> None:
+        encrypts = found is not None and found.encryption
+        index_sealed = found is not None and found.index_sealed
         with self._lock:
-            self._materials[tenant] = _Material(encrypts, salt, time.monotonic())
+            self._settings[tenant] = _Settings(encrypts, index_sealed, time.monotonic())
 
     def prepare(self, namespaces: Iterable[Namespace]) -> None:
-        """Read the setting and salt of the tenants of `namespaces` that are not fresh."""
+        """Read the settings of the tenants of `namespaces` that are not fresh."""
         for tenant in self._stale(namespaces):
             if self.registry.is_async:
                 raise InvalidInputError(
                     "this TenantEncryption's registry is async; use it with an async store"
                 )
             try:
-                encrypts = self.registry.get(tenant).encryption
+                self._keep(tenant, self.registry.get(tenant))
             except TenantNotFoundError:
-                self._keep(tenant, False, None)
-                continue
-            self._keep(tenant, encrypts, self.registry.salt(tenant))
+                self._keep(tenant, None)
 
     async def aprepare(self, namespaces: Iterable[Namespace]) -> None:
         """Async `prepare`."""
@@ -166,54 +185,101 @@ class TenantEncryption:
             return
         for tenant in stale:
             try:
-                encrypts = (await self.registry.aget(tenant)).encryption
+                self._keep(tenant, await self.registry.aget(tenant))
             except TenantNotFoundError:
-                self._keep(tenant, False, None)
-                continue
-            self._keep(tenant, encrypts, await self.registry.asalt(tenant))
+                self._keep(tenant, None)
 
     def forget(self, tenant: str) -> None:
-        """Drop what this process knows of a tenant's keys (after shredding them)."""
+        """Drop this process's copy of a tenant's settings (re-read at the next batch)."""
         with self._lock:
-            self._materials.pop(tenant, None)
-        self.envelope.keyring.forget(tenant)
+            self._settings.pop(tenant, None)
 
-    # -- values -------------------------------------------------------------------------
+    def _enforced(self, tenant: str) -> bool:
+        keys = self.envelope.tenant_keys(tenant)
+        return keys is not None and keys.enforced
 
     def encrypts(self, namespace: Namespace) -> bool:
         """Whether values put in `namespace` are sealed (its tenant must be prepared)."""
         tenant = tenant_of(namespace)
-        return tenant is not None and self._material(tenant).encrypts
+        if tenant is None:
+            return False
+        return self._setting(tenant).encrypts or self._enforced(tenant)
+
+    # -- values -------------------------------------------------------------------------
+
+    def check_put(self, namespace: Namespace, key: str, value: Mapping[str, Any]) -> None:
+        """Refuse a caller's value holding the reserved field, whatever the tenant."""
+        if isinstance(value, Mapping) and SEALED in value:
+            raise InvalidValueError(
+                f"the value of {key!r} holds the field {SEALED!r}, which is reserved for "
+                "encrypted values; rename the field"
+            )
 
     def seal(
-        self, namespace: Namespace, key: str, value: dict[str, Any], text: str
+        self,
+        namespace: Namespace,
+        key: str,
+        value: dict[str, Any],
+        text: str,
+        *,
+        written_at: datetime,
+        indexed: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """The stored form of `value` (JSON `text`): sealed if its tenant encrypts."""
         tenant = tenant_of(namespace)
-        if tenant is None or not self._material(tenant).encrypts:
+        if tenant is None or not self.encrypts(namespace):
             return value
-        return self.seal_for(tenant, namespace, key, text.encode(), value)
+        self._check_index(tenant, indexed)
+        return self.seal_for(
+            tenant, namespace, key, text.encode(), value=value, written_at=written_at
+        )
+
+    def _check_index(self, tenant: str, indexed: frozenset[str]) -> None:
+        sealed = sorted(indexed - self.plaintext_fields)
+        if sealed and not self._setting(tenant).index_sealed:
+            raise InvalidInputError(
+                f"cannot index {sealed} for semantic search: tenant {tenant!r} encrypts its "
+                "values, and a vector gives away the text it was made from (a dictionary "
+                "attack on it recovers short secrets); put with index=False, index "
+                "plaintext_fields only, or turn the tenant's index_sealed setting on"
+            )
 
     def seal_for(
-        self, tenant: str, namespace: Namespace, key: str, clear: bytes, value: dict[str, Any]
+        self,
+        tenant: str,
+        namespace: Namespace,
+        key: str,
+        clear: bytes,
+        *,
+        value: Mapping[str, Any],
+        written_at: datetime,
     ) -> dict[str, Any]:
-        """Seal the JSON `clear` of `value` for `tenant` under the primary master key."""
-        blob = self.envelope.seal(tenant, clear, aad(tenant, namespace, key))
+        """Seal the JSON `clear` of `value` for `tenant`, written at `written_at`."""
+        blob = self.envelope.seal(tenant, clear, aad(tenant, namespace, key, written_at))
         stored = {f: value[f] for f in self.plaintext_fields if f in value}
         stored[SEALED] = base64.b64encode(blob).decode()
         return stored
 
-    def open(self, namespace: Namespace, key: str, stored: dict[str, Any]) -> dict[str, Any]:
+    def open(
+        self, namespace: Namespace, key: str, stored: dict[str, Any], *, written_at: datetime
+    ) -> dict[str, Any]:
         """The caller's value of a stored one (decrypted when sealed)."""
+        tenant = tenant_of(namespace)
         blob = sealed_blob(stored)
         if blob is None:
+            if tenant is not None and self._enforced(tenant):
+                raise DecryptionError(
+                    f"a value of tenant {tenant!r} is stored in clear, but the tenant's "
+                    "values must be sealed: it was written around the store; it was not "
+                    "returned"
+                )
             return stored
-        tenant = tenant_of(namespace)
         if tenant is None:
             raise DecryptionError(
                 f"the value of {namespace!r}/{key!r} is sealed but lies outside any tenant"
             )
-        return decode_value(self.envelope.open(tenant, blob, aad(tenant, namespace, key)))
+        clear = self.envelope.open(tenant, blob, aad(tenant, namespace, key, written_at))
+        return decode_value(clear)
 
     def check_search(self, namespace_prefix: Namespace, fields: set[str]) -> None:
         """Refuse a filter on fields that an encrypting tenant stores sealed."""
@@ -238,6 +304,11 @@ def sealed_blob(stored: dict[str, Any]) -> bytes | None:
         raise DecryptionError("a stored value's ciphertext is not valid base64") from None
 
 
-def aad(tenant: str, namespace: Namespace, key: str) -> bytes:
-    """The associated data binding a sealed value to its tenant, namespace and key."""
-    return owner(tenant, encode_namespace(namespace), key)
+def aad(tenant: str, namespace: Namespace, key: str, written_at: datetime) -> bytes:
+    r"""The associated data binding a sealed value to its owner and its write time.
+
+    >>> aad("acme", ("tenants", "acme"), "k", datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC))
+    b'acme\x00tenants.acme\x00k\x001000000'
+    """
+    micros = (written_at - _EPOCH) // _MICROSECOND
+    return owner(tenant, encode_namespace(namespace), key, str(micros))

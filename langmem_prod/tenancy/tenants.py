@@ -8,6 +8,8 @@ Rules:
 - with `audit` on, the operations in `audit_ops` are recorded (default: writes);
 - PII redaction ("off", "mask" or "hash", of `pii_kinds` or every kind) applies to
   values and messages before they are stored;
+- `index_sealed` lets an encrypting tenant's sealed fields feed semantic-search
+  vectors, which give their text away (see `tenancy.encryption`): off in every plan;
 - isolation decides the namespace prefix every operation is scoped to: "strict" is
   tenant + agent + user, "moderate" tenant + user, "minimal" the tenant alone;
 - settings and ids are checked when a tenant is made, with messages naming the field.
@@ -48,6 +50,7 @@ class Plan:
     pii: PiiMode = "off"
     pii_kinds: tuple[str, ...] | None = None
     audit_ops: tuple[str, ...] = ("put", "delete")
+    index_sealed: bool = False
 
 
 PLANS: dict[str, Plan] = {
@@ -65,6 +68,7 @@ SETTINGS = (
     "pii",
     "pii_kinds",
     "audit_ops",
+    "index_sealed",
 )
 AUDITABLE = ("get", "search", "list", "put", "delete")
 
@@ -95,7 +99,7 @@ def check_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(f"{name} must be an int >= 0 or None")
     if "isolation" in overrides and overrides["isolation"] not in get_args(Isolation):
         raise ConfigurationError(f"isolation must be one of {list(get_args(Isolation))}")
-    for name in ("encryption", "audit"):
+    for name in ("encryption", "audit", "index_sealed"):
         if name in overrides and not isinstance(overrides[name], bool):
             raise ConfigurationError(f"{name} must be a bool")
     if "pii" in overrides and overrides["pii"] not in get_args(PiiMode):
@@ -172,6 +176,11 @@ class Tenant:
     def encryption(self) -> bool:
         """Whether the tenant's values are encrypted at rest."""
         return bool(self.setting("encryption"))
+
+    @property
+    def index_sealed(self) -> bool:
+        """Whether sealed fields may feed semantic-search vectors (they reveal the text)."""
+        return bool(self.setting("index_sealed"))
 
     @property
     def audit(self) -> bool:

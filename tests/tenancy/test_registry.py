@@ -1,10 +1,11 @@
-"""The tenant registry on every backend: plans and overrides, status, salts, shredding."""
+"""The tenant registry on every backend: plans and overrides, status, vault keys, shredding."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from langmem_prod.errors import (
     InvalidInputError,
     KeyShreddedError,
     TenantExistsError,
+    TenantNotEmptyError,
     TenantNotFoundError,
 )
-from langmem_prod.security import Envelope, Keyring, new_master_key
+from langmem_prod.security import Envelope, FileKeyVault, Keyring, new_master_key
 from langmem_prod.tenancy import PostgresTenantRegistry, RedisTenantRegistry, TenantRegistry
 from tests.backends import Backend
 from tests.conftest import PgServer, RedisServer
@@ -24,16 +26,20 @@ from tests.conftest import PgServer, RedisServer
 
 @pytest.fixture
 async def registry(
-    backend_server: PgServer | RedisServer, flavour: str
+    backend_server: PgServer | RedisServer, flavour: str, tmp_path: Path
 ) -> AsyncIterator[tuple[TenantRegistry, str]]:
     backend = Backend(backend_server)
     place = backend.place()
+    keyring = Keyring.from_env({"LANGMEM_MASTER_KEYS": f"k1:{new_master_key()}"})
+    vault = FileKeyVault(tmp_path / "vault.json", keyring)
     if backend.kind == "postgres":
         made: TenantRegistry = PostgresTenantRegistry(
-            await backend._pg_source(flavour), schema=place
+            await backend._pg_source(flavour), schema=place, vault=vault
         )
     else:
-        made = RedisTenantRegistry(backend._redis_client(flavour), prefix=place)
+        made = RedisTenantRegistry(
+            backend._redis_client(flavour), prefix=place, vault=vault, history_prefix=place
+        )
     if flavour == "async":
         await made.asetup()
     else:
@@ -118,35 +124,34 @@ async def test_concurrent_creates_of_one_id_make_one_tenant(
     assert all(isinstance(r, TenantExistsError) for r in results if isinstance(r, Exception))
 
 
-def test_salts_feed_encryption_and_shredding_makes_data_unreadable(
-    backend_server: PgServer | RedisServer,
-) -> None:
-    backend = Backend(backend_server)
-    place = backend.place()
-    if backend.kind == "postgres":
-        reg: TenantRegistry = PostgresTenantRegistry(
-            asyncio.run(backend._pg_source("sync")), schema=place
-        )
-    else:
-        reg = RedisTenantRegistry(backend._redis_client("sync"), prefix=place)
-    reg.setup()
-    reg.create("acme")
-    reg.create("globex")
-    salts = {t: reg.salt(t) for t in ("acme", "globex")}
-    assert (
-        all(s is not None and len(s) == 32 for s in salts.values())
-        and len(set(salts.values())) == 2
-    )
-    keyring = Keyring.from_env({"LANGMEM_MASTER_KEYS": f"k1:{new_master_key()}"})
-    envelope = Envelope(keyring, reg.salt)
-    sealed = {t: envelope.seal(t, f"{t} secret".encode(), b"aad") for t in salts}
-    reg.shred("acme")
-    keyring.forget("acme")
-    assert reg.salt("acme") is None
+async def test_vault_keys_follow_the_tenant(registry: tuple[TenantRegistry, str]) -> None:
+    reg, _ = registry
+    assert reg.vault is not None
+    await call(registry, "create", "acme", encryption=True)
+    await call(registry, "create", "globex")
+    acme, globex = reg.vault.keys("acme"), reg.vault.keys("globex")
+    assert acme is not None and globex is not None
+    assert acme.enforced and not globex.enforced and acme.current != globex.current
+    envelope = Envelope(reg.vault)
+    sealed = {t: envelope.seal(t, f"{t} secret".encode(), b"aad") for t in ("acme", "globex")}
+    await call(registry, "shred", "acme")
     with pytest.raises(KeyShreddedError):
         envelope.open("acme", sealed["acme"], b"aad")
     assert envelope.open("globex", sealed["globex"], b"aad") == b"globex secret"
-    reg.delete("globex")
+    assert (await call(registry, "get", "acme")).id == "acme"  # still registered
     with pytest.raises(TenantNotFoundError):
-        reg.salt("globex")
-    asyncio.run(backend.cleanup())
+        await call(registry, "shred", "nope")
+    await call(registry, "update", "acme", name="Acme")  # no key needed to rename
+    with pytest.raises(TenantNotEmptyError, match="live data keys"):
+        await call(registry, "delete", "globex")  # its keys are live: shred or erase first
+    await call(registry, "delete", "acme")  # shredded and empty: it goes
+    with pytest.raises(TenantNotFoundError):
+        await call(registry, "get", "acme")
+    # A tenant registered without a vault gets keys when it turns encryption on.
+    vault, reg.vault = reg.vault, None
+    await call(registry, "create", "initech")
+    reg.vault = vault
+    assert vault.keys("initech") is None
+    await call(registry, "update", "initech", encryption=True)
+    made = vault.keys("initech")
+    assert made is not None and made.current is not None and not made.enforced

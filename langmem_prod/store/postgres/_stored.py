@@ -19,7 +19,7 @@ from langmem_prod.store.postgres._gen import PgConfig
 from langmem_prod.store.postgres._sql import Statement, render
 
 _PAGE = (
-    "SELECT prefix, key, value::text FROM {s}.items "
+    "SELECT prefix, key, value::text, updated_at FROM {s}.items "
     "WHERE (prefix = %(p)s OR (prefix >= %(low)s AND prefix < %(high)s)) "
     "AND (prefix, key) > (%(after_prefix)s, %(after_key)s) "
     "ORDER BY prefix, key LIMIT %(limit)s"
@@ -48,7 +48,7 @@ def page_gen(
         "limit": limit,
     }
     (rows,) = yield Execute((Statement(render(_PAGE, cfg.sql.schema), params),))
-    values = [StoredValue(p, k, v) for p, k, v in rows]
+    values = [StoredValue(p, k, v, at) for p, k, v, at in rows]
     return StoredPage(values, (values[-1].prefix, values[-1].key) if len(values) == limit else None)
 
 

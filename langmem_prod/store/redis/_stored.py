@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Generator, Sequence
+from datetime import datetime
 from typing import Any
 
 from langmem_prod.store._stored import Replacement, StoredPage, StoredValue
@@ -52,12 +53,18 @@ def page_gen(
         names = [_text(k) for k in keys]
         (records,) = yield Pipeline((("MGET", *(_record(cfg, namespace, k) for k in names)),))
         values = [
-            StoredValue(namespace, k, _bytes(r).partition(b"\n")[2].decode())
+            _stored_value(namespace, k, _bytes(r))
             for k, r in zip(names, records, strict=True)
             if r is not None
         ]
         return StoredPage(values, (shard, "[" + member, rank + len(names)))
     return StoredPage([], None)
+
+
+def _stored_value(namespace: str, key: str, record: bytes) -> StoredValue:
+    head, _, value = record.partition(b"\n")
+    updated = datetime.fromisoformat(head.split(b" ", 2)[1].decode())
+    return StoredValue(namespace, key, value.decode(), updated)
 
 
 def _replace_args(r: Replacement) -> tuple[str, ...]:
