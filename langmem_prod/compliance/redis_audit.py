@@ -111,8 +111,13 @@ def _fields(entry: AuditEntry) -> list[str | int]:
 
 
 def _entry_from(tenant: str, raw: list[Any]) -> AuditEntry:
-    """An entry from its stream fields; malformed (forged) fields still give an entry."""
-    values = [_text(v) for v in raw]
+    """An entry from its stream fields; malformed (forged) fields still give an entry.
+
+    `raw` is a script's flat [field, value, ...] list, or redis-py's dict of a parsed
+    XREVRANGE reply.
+    """
+    flat = [part for pair in raw.items() for part in pair] if isinstance(raw, dict) else raw
+    values = [_text(v) for v in flat]
     fields = dict(zip(values[::2], values[1::2], strict=False))
     ns = fields.get("namespace", "")
     return AuditEntry(
