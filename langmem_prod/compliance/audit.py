@@ -5,15 +5,22 @@ Rules:
   chain head (locking it, so concurrent writers chain in order) and inserts the entry
   with the hash computed by the database (`sha256`) from the previous hash and the
   entry's payload;
-- keyed (`key=`), the HMAC is computed here, because the key must never reach the
-  database (and `hmac()` needs pgcrypto): one transaction locks the head row
-  (`FOR UPDATE`), the entries are chained in Python from it, then inserted with the new
-  head; concurrent writers wait on the lock, so the chain never forks;
+- keyed (`key=`), the HMAC and the head's MAC are computed here, because the key must
+  never reach the database (and `hmac()` needs pgcrypto): one transaction locks the
+  head row (`FOR UPDATE`), checks its MAC (`_head`: a forged head is refused, an
+  unsigned one stays unsigned), chains the entries in Python from it, then inserts them
+  with the new head; concurrent writers wait on the lock, so the chain never forks;
 - a head that is gone while entries remain is refused (`AuditChainError`), never
   restarted at 1;
 - entries hold who, what operation, which namespace and key, and when: never values;
+- a head row holds seq, hash, at and, keyed, key_id and mac (migration 2 of the "audit"
+  track added the last three; heads written before it are unsigned until `sign_head`);
 - `verify` reads a tenant's chain and its head in one statement (one snapshot) and
-  returns every break (altered, removed or reordered entries, a truncated tail).
+  returns every break (altered, removed or reordered entries, a truncated tail, a head
+  not signed by the key). From a checkpoint at entry s it reads only the entries from
+  s - 1 on (the primary key (tenant_id, seq) finds them) with the count of those before;
+- checkpoints read each head with its chain's last entry in one statement, for one
+  tenant or every head; positions are not needed (entries are found by seq).
 """
 
 from __future__ import annotations
@@ -248,20 +255,27 @@ class PostgresAuditLog(AuditLogBase):
     """Tamper-evident audit entries per tenant, in the store's schema (sync or async).
 
     Pass `key` (>= 32 secret bytes kept outside the database) for an HMAC-SHA256 chain
-    that nobody without it can rewrite undetected; the same key is needed to verify.
+    and signed heads that nobody without it can rewrite undetected; the same key is
+    needed to verify. Checkpoints written to a `Witness` outside the database catch what
+    no key can: a chain cut back to an old genuine head, or wiped.
 
     Example:
-        >>> import os
+        >>> import os, tempfile
         >>> from psycopg_pool import ConnectionPool
+        >>> from langmem_prod.compliance import FileWitness
         >>> from langmem_prod.embedded import embedded_postgres
-        >>> with embedded_postgres() as url, ConnectionPool(url) as pool:
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> with embedded_postgres() as url, ConnectionPool(url) as pool, folder:
         ...     audit = PostgresAuditLog(pool)
         ...     audit.setup()
         ...     audit.record("acme", [("put", ("notes",), "k1")], agent="bot", user="ada")
         ...     keyed = PostgresAuditLog(pool, key=os.urandom(32))
         ...     keyed.record("globex", [("delete", ("notes",), "k1")], user="bob")
-        ...     audit.verify("acme"), keyed.verify("globex"), audit.entries("acme")[0].key
-        ([], [], 'k1')
+        ...     witness = FileWitness(folder.name + "/audit-witness.jsonl")
+        ...     keyed.witness_checkpoint("globex", witness)  # verified, then witnessed
+        ...     audit.verify("acme"), keyed.verify_witnessed("globex", witness)
+        []
+        ([], [])
 
         On an `AsyncConnectionPool`, use the a-methods: `await audit.asetup()`,
         `await audit.arecord(...)`, `await audit.averify(...)`.
