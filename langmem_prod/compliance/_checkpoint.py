@@ -12,7 +12,9 @@ Rules:
 - a witness (`witness.Witness`) keeps checkpoints outside the database and never takes
   one behind the latest it holds for the tenant (a smaller seq, or the same seq with
   another hash): that would be a chain rolled back. One that says nothing new (same seq,
-  hash and key) is not written again;
+  hash and key) is not written again, nor one both behind and older (its `at` not after
+  the held one's): a stale checkpoint from a job that overlapped another, not a rollback
+  (a rolled-back chain's checkpoint is made after the one it contradicts);
 - a checkpoint is made from a head only if the head can be vouched for: present, its MAC
   verifying (keyed), and the chain's last entry ending at it; otherwise `AuditChainError`;
 - its JSON line is {"v": 1, "tenant", "seq", "hash" (hex), "at", "key_id", "mac" (hex or
@@ -151,12 +153,15 @@ def advance(
 ) -> list[Checkpoint]:
     """The checkpoints a witness holding `latest` must write; refuses any going back.
 
-    >>> from datetime import UTC, datetime
+    >>> from datetime import UTC, datetime, timedelta
     >>> at = datetime(2026, 1, 1, tzinfo=UTC)
     >>> old = Checkpoint("acme", 5, bytes(32), at)
     >>> advance({"acme": old}, [old, Checkpoint("acme", 7, bytes(32), at)])[0].seq
     7
-    >>> advance({"acme": old}, [Checkpoint("acme", 4, bytes(32), at)])
+    >>> advance({"acme": old}, [Checkpoint("acme", 4, bytes(32), at)])  # stale: skipped
+    []
+    >>> later = at + timedelta(minutes=1)
+    >>> advance({"acme": old}, [Checkpoint("acme", 4, bytes(32), later)])
     ... # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     AuditChainError: the checkpoint of tenant 'acme' is behind the one the witness holds
@@ -165,6 +170,8 @@ def advance(
     fresh: list[Checkpoint] = []
     for checkpoint in checkpoints:
         before = held.get(checkpoint.tenant)
+        if before is not None and checkpoint.seq < before.seq and checkpoint.at <= before.at:
+            continue  # stale: made before the one held
         if before is not None and (
             checkpoint.seq < before.seq
             or (checkpoint.seq == before.seq and checkpoint.hash != before.hash)

@@ -6,13 +6,17 @@ checkpoint's window, for every way an insider without the key can change a keyed
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from langmem_prod import compliance
+from langmem_prod.compliance import AuditLog, PostgresAuditLog, RedisAuditLog
 from langmem_prod.compliance._chain import EMPTY, AuditEntry, Head, extend, unchained
 from langmem_prod.compliance._checkpoint import (
     Checkpoint,
@@ -32,6 +36,7 @@ from langmem_prod.compliance._head import (
 )
 from langmem_prod.compliance._verify import Read, verify_read
 from langmem_prod.errors import AuditChainError, InvalidInputError
+from tests.core.test_layout import BANNED, imported_modules
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = bytes(range(32))
@@ -117,9 +122,15 @@ def test_a_witness_never_takes_a_checkpoint_going_back() -> None:
     assert advance(held, [same]) == []  # nothing new: not written again
     newer = Checkpoint("acme", 6, b"b" * 32, AT)
     assert advance(held, [newer, Checkpoint("globex", 1, b"c" * 32, AT)])[0] == newer
-    for back in [Checkpoint("acme", 4, b"a" * 32, AT), Checkpoint("acme", 5, b"b" * 32, AT)]:
+    later = AT + timedelta(minutes=1)
+    for back in [
+        Checkpoint("acme", 4, b"a" * 32, later),  # made after the held one, yet behind it
+        Checkpoint("acme", 5, b"b" * 32, AT),  # the same seq, another hash: any time
+    ]:
         with pytest.raises(AuditChainError, match="behind the one the witness holds"):
-            advance(held, [newer, back, Checkpoint("acme", 9, b"d" * 32, AT)])
+            advance(held, [back, Checkpoint("acme", 9, b"d" * 32, AT)])
+    stale = Checkpoint("acme", 4, b"a" * 32, AT - timedelta(minutes=1))  # an overlapping job
+    assert advance(held, [stale, newer]) == [newer]
 
 
 def test_a_checkpoint_is_made_only_of_a_head_that_can_be_vouched_for() -> None:
@@ -189,3 +200,22 @@ def test_what_a_checkpoint_catches(
     }[tamper]
     assert bool(problems) is expected, (tamper, k, s, problems)
     assert verify_read("acme", whole(stored, head), KEY) == [] or tamper in ("delete", "alter")
+
+
+def test_the_audit_core_does_no_io() -> None:
+    root = Path(compliance.__file__).parent
+    for name in ("_chain.py", "_head.py", "_checkpoint.py", "_verify.py", "_flows.py"):
+        for module in imported_modules(root / name):
+            assert module.split(".")[0] not in BANNED | {"psycopg", "os", "fcntl"}, (name, module)
+
+
+def test_every_audit_method_has_its_async_twin() -> None:
+    for cls in (AuditLog, PostgresAuditLog, RedisAuditLog):
+        public = {n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))}
+        sync = {n for n in public if f"a{n}" in public}
+        assert sync >= {"record", "entries", "verify", "verify_witnessed", "checkpoint"}
+        assert sync >= {"checkpoint_all", "witness_checkpoint", "sign_head"}
+        for name in sync:
+            twin = inspect.signature(getattr(cls, f"a{name}"))
+            assert inspect.signature(getattr(cls, name)).parameters == twin.parameters, name
+            assert inspect.iscoroutinefunction(getattr(cls, f"a{name}")), name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,8 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 WRITERS, WRITES = 4, 40
 
 
-def point(tenant: str, seq: int, fill: int = 0) -> Checkpoint:
-    return Checkpoint(tenant, seq, bytes([fill]) * 32, AT)
+def point(tenant: str, seq: int, fill: int = 0, minutes: int = 0) -> Checkpoint:
+    return Checkpoint(tenant, seq, bytes([fill]) * 32, AT + timedelta(minutes=minutes))
 
 
 def lines(path: Path) -> list[bytes]:
@@ -43,10 +43,12 @@ def test_a_batch_with_one_checkpoint_going_back_writes_nothing(tmp_path: Path) -
     witness = FileWitness(tmp_path / "w.jsonl")
     witness.write(point("acme", 5))
     with pytest.raises(AuditChainError, match="behind the one the witness holds"):
-        witness.write(point("globex", 1), point("acme", 4))
+        witness.write(point("globex", 1), point("acme", 4, minutes=1))
     with pytest.raises(AuditChainError, match="behind"):
         FileWitness(tmp_path / "w.jsonl").write(point("acme", 5, fill=1))  # same seq, other hash
     assert len(lines(tmp_path / "w.jsonl")) == 1 and witness.latest("globex") is None
+    witness.write(point("acme", 3, minutes=-1))  # stale (an overlapping job): skipped
+    assert len(lines(tmp_path / "w.jsonl")) == 1
 
 
 def _write_many(path: str, n: int) -> None:
