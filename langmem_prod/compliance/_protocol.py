@@ -1,4 +1,11 @@
-"""The `AuditLog` protocol: what a store records to, and what an auditor asks of it."""
+"""The `AuditLog` protocol: what a store records to, and what an auditor asks of it.
+
+Rules:
+- every method has an async twin named `a<method>` with the same parameters; a log
+  answers one family only (see `AuditLogBase.is_async`);
+- verifying never writes; `witness_checkpoint` writes to the witness only after a
+  verification found nothing, and `sign_head` writes only an unsigned head's MAC.
+"""
 
 from __future__ import annotations
 
