@@ -163,4 +163,8 @@ class QuotaExceededError(LangmemError):
 
 
 class AuditChainError(LangmemError):
-    """A tenant's audit chain cannot be extended (its head is gone); nothing was written."""
+    """An audit chain or its witness cannot be trusted; nothing was written.
+
+    The chain's head is gone or not signed by the log's key, a checkpoint would go back
+    behind the one a witness holds, or a witness's file was truncated or replaced.
+    """

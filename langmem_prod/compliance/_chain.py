@@ -14,7 +14,12 @@ Rules:
   it is stored apart from the entries and advanced with them, atomically;
 - verifying recomputes the chain in stored order and reports every entry whose hash does
   not follow (altered, or after a removed or reordered entry), every gap in the
-  sequence, and a head that the entries do not end at (a truncated tail, a lost head).
+  sequence, and a head that the entries do not end at (a truncated tail, a lost head);
+  it may start after an entry whose (seq, hash) is trusted (a witnessed checkpoint's)
+  instead of at the first entry.
+
+What the head is signed with, and the checkpoints that catch a rolled-back head, are in
+`_head` and `_checkpoint`.
 """
 
 from __future__ import annotations
@@ -166,8 +171,13 @@ class Problem:
     reason: str
 
 
-def verify_chain(entries: Iterable[AuditEntry], key: bytes | None = None) -> list[Problem]:
+def verify_chain(
+    entries: Iterable[AuditEntry], key: bytes | None = None, start: Head = EMPTY
+) -> list[Problem]:
     """Every break in a tenant's chain (entries in stored order); [] when it is intact.
+
+    `start` is the (seq, hash) of the entry before the first one given: the chain's
+    start by default, or a trusted entry to verify from (a checkpoint's).
 
     >>> from dataclasses import replace
     >>> at = datetime(2026, 1, 1, tzinfo=UTC)
@@ -179,7 +189,7 @@ def verify_chain(entries: Iterable[AuditEntry], key: bytes | None = None) -> lis
     'hash does not follow: altered, or an entry before it changed'
     """
     problems: list[Problem] = []
-    previous, expected_seq = GENESIS, 1
+    previous, expected_seq = start.hash, start.seq + 1
     for entry in entries:
         if entry.seq != expected_seq:
             problems.append(
@@ -193,6 +203,22 @@ def verify_chain(entries: Iterable[AuditEntry], key: bytes | None = None) -> lis
     return problems
 
 
+def head_problems(last: AuditEntry | None, head: Head | None) -> list[Problem]:
+    """Whether a chain whose last stored entry is `last` ends where its `head` says."""
+    if head is None:
+        if last is not None:
+            return [Problem(last.seq, "the chain's head is missing (it was deleted)")]
+        return []
+    ends = EMPTY if last is None else Head(last.seq, last.hash)
+    if ends.seq > head.seq:
+        return [Problem(ends.seq, "entries after the chain's head: not appended by a log")]
+    if ends.seq < head.seq:
+        return [Problem(head.seq, "the chain's last entries were removed")]
+    if ends.hash != head.hash:
+        return [Problem(head.seq, "the last entry's hash is not the chain head's")]
+    return []
+
+
 def verify_log(
     entries: Sequence[AuditEntry], head: Head | None, key: bytes | None = None
 ) -> list[Problem]:
@@ -204,17 +230,5 @@ def verify_log(
     >>> verify_log(chain, Head(2, chain[-1].hash)), verify_log(chain[:1], Head(2, chain[-1].hash))
     ([], [Problem(seq=2, reason="the chain's last entries were removed")])
     """
-    problems = verify_chain(entries, key)
     last = max(entries, key=lambda e: e.seq, default=None)
-    if head is None:
-        if last is not None:
-            problems.append(Problem(last.seq, "the chain's head is missing (it was deleted)"))
-        return problems
-    ends = EMPTY if last is None else Head(last.seq, last.hash)
-    if ends.seq > head.seq:
-        problems.append(Problem(ends.seq, "entries after the chain's head: not appended by a log"))
-    elif ends.seq < head.seq:
-        problems.append(Problem(head.seq, "the chain's last entries were removed"))
-    elif ends.hash != head.hash:
-        problems.append(Problem(head.seq, "the last entry's hash is not the chain head's"))
-    return problems
+    return verify_chain(entries, key) + head_problems(last, head)
