@@ -7,7 +7,8 @@ Rules:
 - each field path yields zero or more texts ("a[*].b" yields one per element); a field
   with several texts is stored as "path.0", "path.1", ... and a field with one as "path",
   as LangGraph's stores name them;
-- an item is ranked by its best-matching vector (max pooling).
+- an item is ranked by its best-matching vector (max pooling);
+- a put's field paths are strings without NUL or lone surrogates (they are stored).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from langgraph.store.base import IndexConfig, ensure_embeddings, get_text_at_pat
 
 from langmem_prod.errors import ConfigurationError, EmbeddingError, InvalidInputError
 from langmem_prod.store._effects import Embed
+from langmem_prod.store._text import has_surrogate
 
 V = TypeVar("V")
 
@@ -92,10 +94,13 @@ def item_texts(
         return []
     if index is None:
         fields = settings.fields
-    elif isinstance(index, list | tuple) and all(isinstance(f, str) for f in index):
+    elif isinstance(index, list | tuple) and all(_is_field(f) for f in index):
         fields = tuple(_tokenize(f) for f in index)
     else:
-        raise InvalidInputError("index must be False, None, or a list of field paths")
+        raise InvalidInputError(
+            "index must be False, None, or a list of field paths (strings without NUL "
+            "characters or lone surrogates)"
+        )
     pairs: list[tuple[str, str]] = []
     for path, tokens in fields:
         texts = get_text_at_path(value, tokens)
@@ -104,6 +109,11 @@ def item_texts(
         else:
             pairs.extend((f"{path}.{i}", text) for i, text in enumerate(texts))
     return pairs
+
+
+def _is_field(path: object) -> bool:
+    """A field path a put may name: its vectors are stored under it."""
+    return isinstance(path, str) and "\x00" not in path and not has_surrogate(path)
 
 
 def embed_texts(
