@@ -90,17 +90,10 @@ def item_texts(
     >>> item_texts(s, {"a": ["x", "y"]}, None)
     [('a[*].0', 'x'), ('a[*].1', 'y')]
     """
+    check_index(index)
     if index is False:
         return []
-    if index is None:
-        fields = settings.fields
-    elif isinstance(index, list | tuple) and all(_is_field(f) for f in index):
-        fields = tuple(_tokenize(f) for f in index)
-    else:
-        raise InvalidInputError(
-            "index must be False, None, or a list of field paths (strings without NUL "
-            "characters or lone surrogates)"
-        )
+    fields = settings.fields if index is None else tuple(_tokenize(f) for f in index)
     pairs: list[tuple[str, str]] = []
     for path, tokens in fields:
         texts = get_text_at_path(value, tokens)
@@ -109,6 +102,22 @@ def item_texts(
         else:
             pairs.extend((f"{path}.{i}", text) for i, text in enumerate(texts))
     return pairs
+
+
+def check_index(index: object) -> None:
+    """Refuse a put's `index` unless False, None or a list of storable field paths.
+
+    Checked whether or not the store has an index, like every other input.
+
+    >>> check_index(["text", "tags[*]"])
+    """
+    if index is None or index is False:
+        return
+    if not isinstance(index, list | tuple) or not all(_is_field(f) for f in index):
+        raise InvalidInputError(
+            "index must be False, None, or a list of field paths (strings without NUL "
+            "characters or lone surrogates)"
+        )
 
 
 def _is_field(path: object) -> bool:

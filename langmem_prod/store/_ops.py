@@ -28,7 +28,7 @@ from langgraph.store.base import (
 
 from langmem_prod.errors import ConfigurationError, InvalidInputError
 from langmem_prod.store._filter import Condition, parse_filter
-from langmem_prod.store._index import IndexSettings, item_texts
+from langmem_prod.store._index import IndexSettings, check_index, item_texts
 from langmem_prod.store._namespace import (
     NamespaceMatch,
     compile_match,
@@ -193,7 +193,11 @@ def _plan_write(
         value_json = encode_value(
             stored, max_bytes=max_value_bytes, namespace=namespace, key=op.key
         )
-    texts = None if index is None else tuple(item_texts(index, op.value, op.index))
+    if index is None:
+        check_index(op.index)
+        texts = None
+    else:
+        texts = tuple(item_texts(index, op.value, op.index))
     return WritePlan(prefix, op.key, value_json, check_ttl(op.ttl), texts)
 
 
