@@ -17,7 +17,7 @@ Rules:
   depth); `nesting_exceeds_message` checks a message before anything walks it (PII
   redaction);
 - a read window is every message, the `last` N, or a page (`offset`, `limit`), oldest
-  first.
+  first; counts are ints up to `MAX_COUNT`, a TTL at most 100 years (or infinite: none).
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ from langchain_core.messages import (
 
 from langmem_prod.codec import Codec
 from langmem_prod.errors import ConfigurationError, InvalidInputError, InvalidMessageError
+from langmem_prod.store._namespace import MAX_COUNT
 from langmem_prod.store._text import has_surrogate
+from langmem_prod.store._ttl import MAX_TTL_MINUTES
 from langmem_prod.store._values import MAX_VALUE_DEPTH, nesting_exceeds
 
 MAX_ID_CHARS = 512
+MAX_TTL_SECONDS = MAX_TTL_MINUTES * 60
 _CLASSES: dict[str, type[BaseMessage]] = {
     cls.model_fields["type"].default: cls
     for cls in (
@@ -84,17 +87,17 @@ def window(last: int | None, offset: int, limit: int | None) -> Window:
     langmem_prod.errors.InvalidInputError: pass either last=... or offset/limit, not both
     """
     for name, value in (("last", last), ("limit", limit)):
-        if value is not None and (not _is_int(value) or value < 0):
-            raise InvalidInputError(f"{name} must be an int >= 0 or None, got {value!r}")
-    if not _is_int(offset) or offset < 0:
-        raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
+        if value is not None and not _is_count(value, 0):
+            raise InvalidInputError(f"{name} must be an int from 0 to {MAX_COUNT} or None")
+    if not _is_count(offset, 0):
+        raise InvalidInputError(f"offset must be an int from 0 to {MAX_COUNT}")
     if last is not None and (offset or limit is not None):
         raise InvalidInputError("pass either last=... or offset/limit, not both")
     return Window(last, offset, limit)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_count(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_COUNT
 
 
 def check_id(name: str, value: object, *, optional: bool = False) -> str:
@@ -121,18 +124,21 @@ def check_ttl(ttl: float | timedelta | None) -> float | None:
         return None
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise ConfigurationError(
-            f"ttl must be a positive number of seconds or a timedelta: {ttl!r}"
-        )
-    if math.isinf(seconds):
+        raise ConfigurationError("ttl must be a positive number of seconds or a timedelta")
+    if seconds == math.inf:
         return None
+    if not seconds <= MAX_TTL_SECONDS:
+        raise ConfigurationError(
+            f"ttl must be at most {MAX_TTL_SECONDS:.0f} seconds (100 years); use None to keep "
+            "the conversation forever"
+        )
     return float(seconds)
 
 
 def check_max_messages(value: int | None) -> int | None:
     """The bound on a history's length (None: unbounded)."""
-    if value is not None and (not _is_int(value) or value < 1):
-        raise ConfigurationError(f"max_messages must be an int >= 1 or None, got {value!r}")
+    if value is not None and not _is_count(value, 1):
+        raise ConfigurationError(f"max_messages must be an int from 1 to {MAX_COUNT} or None")
     return value
 
 

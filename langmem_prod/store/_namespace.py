@@ -38,6 +38,8 @@ from langmem_prod.store._text import has_surrogate
 SEPARATOR = "."
 _AFTER_SEPARATOR = "/"
 WILDCARD = "*"
+MAX_COUNT = 2**31 - 1
+"""The largest `limit`, `offset` and `max_depth` (what every backend's integers hold)."""
 RESERVED_ROOT = "langgraph"
 
 
@@ -76,7 +78,8 @@ def validate_op(op: Op) -> None:
         InvalidNamespaceError: a label is empty, not a string, or holds ".", NUL or a
             lone surrogate; a written namespace is empty or rooted at "langgraph".
         InvalidKeyError: a key is not a string, or holds NUL or a lone surrogate.
-        InvalidInputError: `limit`, `offset` or `max_depth` is negative or not an int.
+        InvalidInputError: `limit`, `offset` or `max_depth` is not an int, or out of
+            range (negative, or over `MAX_COUNT`).
     """
     check = _CHECKS.get(type(op))
     if check is None:
@@ -199,8 +202,8 @@ def _validate_paging(limit: object, offset: object) -> None:
 
 
 def _validate_count(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"{name} must be an int >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
+        raise InvalidInputError(f"{name} must be an int from {minimum} to {MAX_COUNT}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ labels that used to name the partition of "no user".
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from langgraph.store.base import GetOp, ListNamespacesOp, MatchCondition, PutOp,
 
 from langmem_prod import errors
 from langmem_prod.security import Redactor
+from langmem_prod.store._namespace import MAX_COUNT
+from langmem_prod.store._ttl import MAX_TTL_MINUTES
 from langmem_prod.store._values import MAX_VALUE_DEPTH
 from langmem_prod.tenancy import (
     PostgresTenantRegistry,
@@ -212,6 +215,37 @@ def test_any_text_is_kept_exactly_or_refused_with_the_projects_error(
         sync_store.delete(namespace, key)
 
 
+# -- numbers out of every backend's range ----------------------------------------------
+
+OUT_OF_RANGE: list[tuple[str, Attack]] = [
+    ("limit", lambda st, fl: call(st, fl, "search", ("a",), limit=2**31)),
+    ("offset", lambda st, fl: call(st, fl, "search", ("a",), offset=10**30)),
+    ("listing limit", lambda st, fl: call(st, fl, "list_namespaces", limit=2**63)),
+    ("max_depth", lambda st, fl: call(st, fl, "list_namespaces", max_depth=2**31)),
+    ("ttl", lambda st, fl: call(st, fl, "put", ("a",), "k", {"v": 1}, ttl=1e300)),
+    ("ttl int", lambda st, fl: call(st, fl, "put", ("a",), "k", {"v": 1}, ttl=10**400)),
+    ("ttl inf", lambda st, fl: call(st, fl, "put", ("a",), "k", {"v": 1}, ttl=math.inf)),
+]
+
+
+@pytest.mark.parametrize("attack", [a for _, a in OUT_OF_RANGE], ids=[n for n, _ in OUT_OF_RANGE])
+async def test_numbers_out_of_range_are_refused_before_any_io(
+    store: Any, backend: Backend, flavour: str, attack: Attack
+) -> None:
+    with pytest.raises(errors.InvalidInputError, match=r"at most|from"):
+        await attack(store, flavour)
+    await _empty(store, backend, flavour)
+
+
+async def test_the_longest_ttl_and_the_largest_counts_work(store: Any, flavour: str) -> None:
+    await call(store, flavour, "put", ("a",), "k", {"v": 1}, ttl=MAX_TTL_MINUTES)
+    assert (await call(store, flavour, "get", ("a",), "k")).value == {"v": 1}
+    found = await call(store, flavour, "search", ("a",), limit=MAX_COUNT, offset=0)
+    assert [i.key for i in found] == ["k"]
+    listed = await call(store, flavour, "list_namespaces", limit=MAX_COUNT, max_depth=MAX_COUNT)
+    assert listed == [("a",)]
+
+
 # -- TenantStore -----------------------------------------------------------------------
 
 
@@ -321,6 +355,22 @@ async def test_hostile_messages_get_the_projects_errors_and_write_nothing(
             with pytest.raises(errors.InvalidInputError):
                 await call(history, flavour, "save_state", state)
         assert await call(history, flavour, "load") == ([], {})
+
+
+async def test_history_numbers_out_of_range_are_refused(
+    history_of: Callable[..., Awaitable[Any]], flavour: str
+) -> None:
+    for kwargs in ({"ttl": 1e300}, {"ttl": 10**400}, {"max_messages": 2**31}):
+        with pytest.raises(errors.ConfigurationError, match=r"at most|from"):
+            await history_of(**kwargs)
+    history = await history_of(unique_name(), ttl=MAX_TTL_MINUTES * 60, max_messages=MAX_COUNT)
+    for window in ({"last": 2**31}, {"offset": 10**30}, {"limit": 2**40}):
+        with pytest.raises(errors.InvalidInputError, match="from 0 to"):
+            await call(history, flavour, "get_messages", **window)
+    await call(history, flavour, "add_messages", [HumanMessage("kept for a century")])
+    got = await call(history, flavour, "get_messages", last=MAX_COUNT)
+    assert [m.content for m in got] == ["kept for a century"]
+    assert await history_of(unique_name(), ttl=math.inf)  # infinite: kept forever
 
 
 async def test_a_message_at_the_depth_limit_round_trips(
