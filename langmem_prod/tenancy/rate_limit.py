@@ -66,22 +66,30 @@ def _default(rate: float | None, burst: int | None) -> RateLimit | None:
     return rate_limit(rate, burst)
 
 
+def _request(
+    key: str, cost: float, limit: RateLimit | None, default: RateLimit | None
+) -> tuple[str, RateLimit, float]:
+    """A request's key, limit and cost, checked before any I/O."""
+    chosen = limit or default
+    if chosen is None:
+        raise ConfigurationError(
+            "no rate limit: give the limiter rate= (and burst=) or pass limit= to acquire"
+        )
+    return check_key(key), chosen, check_cost(cost)
+
+
 class _ServerLimiter:
     """A limiter whose buckets live on a server, driven by a runner."""
 
     _runner: SyncRunnerBase[Any] | AsyncRunnerBase[Any]
     _default: RateLimit | None
+    _buckets: RedisBuckets | PgBuckets
 
     def _take(self, key: str, cost: float, limit: RateLimit | None) -> tuple[str, RateLimit, float]:
-        chosen = limit or self._default
-        if chosen is None:
-            raise ConfigurationError(
-                "no rate limit: give the limiter rate= (and burst=) or pass limit= to acquire"
-            )
-        return check_key(key), chosen, check_cost(cost)
+        return _request(key, cost, limit, self._default)
 
     def _flow(self, key: str, limit: RateLimit, cost: float) -> Generator[Any, Any, float]:
-        raise NotImplementedError
+        return self._buckets.take_gen(key, limit, cost)
 
     @property
     def is_async(self) -> bool:
@@ -150,9 +158,6 @@ class RateLimiter(_ServerLimiter):
         self._buckets = RedisBuckets(prefix)
         self._runner = redis_runner_for(client, retry, SCRIPTS, owner="RateLimiter")
 
-    def _flow(self, key: str, limit: RateLimit, cost: float) -> Generator[Any, Any, float]:
-        return self._buckets.take_gen(key, limit, cost)
-
 
 class PostgresRateLimiter(_ServerLimiter):
     """Per-tenant token buckets in PostgreSQL, for deployments without Redis.
@@ -183,6 +188,8 @@ class PostgresRateLimiter(_ServerLimiter):
         retry: how transient connection failures are retried.
     """
 
+    _buckets: PgBuckets
+
     def __init__(
         self,
         conn: Any,
@@ -195,9 +202,6 @@ class PostgresRateLimiter(_ServerLimiter):
         self._default = _default(rate, burst)
         self._buckets = PgBuckets(schema)
         self._runner = pg_runner_for(conn, schema, retry, owner="PostgresRateLimiter")
-
-    def _flow(self, key: str, limit: RateLimit, cost: float) -> Generator[Any, Any, float]:
-        return self._buckets.take_gen(key, limit, cost)
 
     def setup(self) -> None:
         """Create or upgrade the buckets table (idempotent, safe under concurrent starts)."""
@@ -254,12 +258,7 @@ class LocalRateLimiter:
 
     def acquire(self, key: str, cost: float = 1, *, limit: RateLimit | None = None) -> None:
         """Take `cost` tokens from `key`'s bucket, or raise `RateLimitedError`."""
-        chosen = limit or self._default
-        if chosen is None:
-            raise ConfigurationError(
-                "no rate limit: give the limiter rate= (and burst=) or pass limit= to acquire"
-            )
-        key, tokens = check_key(key), check_cost(cost)
+        key, chosen, tokens = _request(key, cost, limit, self._default)
         with self._lock:
             now = self._clock()
             held = self._buckets.get(key)

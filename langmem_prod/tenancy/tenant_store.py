@@ -74,6 +74,19 @@ class TenantStore(BaseStore):
         ...     store.put(("prefs",), "theme", {"value": "dark"})
         ...     store.get(("prefs",), "theme").namespace, shared.search(())[0].namespace
         (('prefs',), ('tenants', 'acme', 'ada', 'prefs'))
+
+    Args:
+        store: the store holding every tenant's data.
+        registry: where the tenant is read (plan, overrides, status, agents).
+        tenant_id: the tenant.
+        agent_id: the agent acting (its label under strict isolation; None: `NO_ID`).
+        user_id: the user acted for (its label under strict and moderate isolation;
+            None: `NO_ID`, a label no user id can take).
+        refresh_seconds: how long the tenant is kept before it is read again.
+        audit: the audit log the tenant's `audit_ops` are recorded to.
+        pii_secret: the secret of "hash" PII redaction.
+        limiter: where the tenant's rate limit is enforced (`RateLimiter`,
+            `PostgresRateLimiter`, `LocalRateLimiter`); None: not enforced.
     """
 
     def __init__(
