@@ -6,7 +6,11 @@ Rules:
 - messages are encoded (and checked) before any I/O, so a bad message writes nothing;
 - sync methods run on the sync connection and async methods on the async one, natively
   (no thread pool); a history built with only one kind says so when asked for the other;
-- `add_messages` is one round trip; reads are one round trip, state included.
+- `add_messages` is one round trip; reads are one round trip, state included;
+- with a `limiter` (e.g. `tenancy.TenantRateLimiter`, whose limits are each tenant's
+  plan), every read, write and clear first takes one token from the bucket of the
+  history's `tenant_id` (the one its `TenantStore` uses), or raises `RateLimitedError`;
+  input is checked before that, and the sweep of expired conversations takes none.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from langmem_prod.history._messages import (
     ALL,
     Window,
     check_id,
+    check_message_depths,
+    check_state,
     decode_messages,
     decode_state,
     encode_messages,
@@ -35,6 +41,18 @@ from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 
 T = TypeVar("T")
+
+
+class HistoryLimiter(Protocol):
+    """What a history needs of a rate limiter (`tenancy.Limiter` is one)."""
+
+    def acquire(self, key: str, cost: float = 1) -> None:
+        """Take `cost` tokens from `key`'s bucket, or raise `RateLimitedError`."""
+        ...
+
+    async def aacquire(self, key: str, cost: float = 1) -> None:
+        """Async `acquire`."""
+        ...
 
 
 class Transcript(NamedTuple):
@@ -80,6 +98,7 @@ class ChatHistoryBase(BaseChatMessageHistory):
     _retry: RetryPolicy
     _sync: SyncRunnerBase[Any] | None = None
     _async: AsyncRunnerBase[Any] | None = None
+    _limiter: HistoryLimiter | None = None
 
     def _init_common(
         self,
@@ -91,6 +110,7 @@ class ChatHistoryBase(BaseChatMessageHistory):
         clock: Callable[[], datetime] | None,
         retry: RetryPolicy | None,
         redactor: Redactor | None = None,
+        limiter: HistoryLimiter | None = None,
     ) -> None:
         """Check and keep what every history takes besides its connection and place."""
         self.session_id = check_id("session_id", session_id)
@@ -100,26 +120,35 @@ class ChatHistoryBase(BaseChatMessageHistory):
             raise ConfigurationError("codec must have encode(data, context) and decode(...)")
         if redactor is not None and not isinstance(redactor, Redactor):
             raise ConfigurationError("redactor must be a langmem_prod.security.Redactor")
+        if limiter is not None and not self.tenant_id:
+            raise ConfigurationError("a rate-limited history needs the tenant_id it limits")
         self._codec = codec
         self._redactor = redactor
+        self._limiter = limiter
         self._context = f"history\x00{self.tenant_id}\x00{self.session_id}".encode()
         self._clock = clock or _utcnow
         self._retry = retry or RetryPolicy()
 
-    def _run(self, gen: Generator[Any, Any, T]) -> T:
+    def _run(self, gen: Generator[Any, Any, T], *, limited: bool = True) -> T:
         if self._sync is None:
             gen.close()
             raise ConfigurationError(
                 f"{type(self).__name__} was built on an async connection; use the a-methods "
                 "(aget_messages, aadd_messages, aclear), or pass a sync connection or a URL"
             )
+        if limited and self._limiter is not None:
+            try:
+                self._limiter.acquire(self.tenant_id)
+            except BaseException:
+                gen.close()
+                raise
         return self._sync.run(gen)
 
     async def _arunner(self) -> AsyncRunnerBase[Any] | None:
         """The async runner (a history on a URL takes the running loop's connection)."""
         return self._async
 
-    async def _arun(self, gen: Generator[Any, Any, T]) -> T:
+    async def _arun(self, gen: Generator[Any, Any, T], *, limited: bool = True) -> T:
         runner = await self._arunner()
         if runner is None:
             gen.close()
@@ -127,6 +156,12 @@ class ChatHistoryBase(BaseChatMessageHistory):
                 f"{type(self).__name__} was built on a sync connection; use the sync methods, "
                 "or pass an async connection or a URL"
             )
+        if limited and self._limiter is not None:
+            try:
+                await self._limiter.aacquire(self.tenant_id)
+            except BaseException:
+                gen.close()
+                raise
         return await runner.run(gen)
 
     def _read(self, window: Window, *, with_state: bool) -> Generator[Any, Any, Transcript]:
@@ -140,12 +175,14 @@ class ChatHistoryBase(BaseChatMessageHistory):
 
     def _append(self, messages: Sequence[BaseMessage]) -> Generator[Any, Any, None]:
         if self._redactor is not None:
+            check_message_depths(messages)  # before the redactor walks them
             messages = [self._redactor.redact_message(m) for m in messages]
         blobs = encode_messages(messages, self._codec, self._context)
         return self._conversation.append_gen(blobs, self._clock())
 
     def _save(self, state: Mapping[str, Any]) -> Generator[Any, Any, None]:
         if self._redactor is not None:
+            check_state(state)  # before the redactor walks it
             state = self._redactor.redact_value(dict(state))
         blob = encode_state(state, self._codec, self._context)
         return self._conversation.save_state_gen(blob, self._clock())

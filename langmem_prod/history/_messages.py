@@ -9,9 +9,15 @@ Rules:
 - only JSON types are accepted; anything else (a datetime in additional_kwargs, bytes,
   NaN) is refused with the message's position, before anything is written;
 - the optional codec (encryption) sees the JSON bytes and the owner's context;
-- session, tenant and user ids are non-empty strings without NUL, at most 512 characters;
+- session, tenant and user ids are non-empty strings without NUL or lone surrogates, at
+  most 512 characters;
+- a stored message or state nests at most `MAX_VALUE_DEPTH` (254) JSON objects and
+  arrays, the message's own envelope (`{"type", "data": {...}}`) included: orjson's
+  limit, translated to the project's error naming it (no `RecursionError`, whatever the
+  depth); `nesting_exceeds_message` checks a message before anything walks it (PII
+  redaction);
 - a read window is every message, the `last` N, or a page (`offset`, `limit`), oldest
-  first.
+  first; counts are ints up to `MAX_COUNT`, a TTL at most 100 years (or infinite: none).
 """
 
 from __future__ import annotations
@@ -37,8 +43,13 @@ from langchain_core.messages import (
 
 from langmem_prod.codec import Codec
 from langmem_prod.errors import ConfigurationError, InvalidInputError, InvalidMessageError
+from langmem_prod.store._namespace import MAX_COUNT
+from langmem_prod.store._text import has_surrogate
+from langmem_prod.store._ttl import MAX_TTL_MINUTES
+from langmem_prod.store._values import MAX_VALUE_DEPTH, nesting_exceeds
 
 MAX_ID_CHARS = 512
+MAX_TTL_SECONDS = MAX_TTL_MINUTES * 60
 _CLASSES: dict[str, type[BaseMessage]] = {
     cls.model_fields["type"].default: cls
     for cls in (
@@ -76,27 +87,33 @@ def window(last: int | None, offset: int, limit: int | None) -> Window:
     langmem_prod.errors.InvalidInputError: pass either last=... or offset/limit, not both
     """
     for name, value in (("last", last), ("limit", limit)):
-        if value is not None and (not _is_int(value) or value < 0):
-            raise InvalidInputError(f"{name} must be an int >= 0 or None, got {value!r}")
-    if not _is_int(offset) or offset < 0:
-        raise InvalidInputError(f"offset must be an int >= 0, got {offset!r}")
+        if value is not None and not _is_count(value, 0):
+            raise InvalidInputError(f"{name} must be an int from 0 to {MAX_COUNT} or None")
+    if not _is_count(offset, 0):
+        raise InvalidInputError(f"offset must be an int from 0 to {MAX_COUNT}")
     if last is not None and (offset or limit is not None):
         raise InvalidInputError("pass either last=... or offset/limit, not both")
     return Window(last, offset, limit)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_count(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_COUNT
 
 
 def check_id(name: str, value: object, *, optional: bool = False) -> str:
     """A session, tenant or user id, checked; '' stands for "none" when optional."""
     if value is None and optional:
         return ""
-    if not isinstance(value, str) or not value or "\x00" in value or len(value) > MAX_ID_CHARS:
+    if (
+        not isinstance(value, str)
+        or not value
+        or "\x00" in value
+        or len(value) > MAX_ID_CHARS
+        or has_surrogate(value)
+    ):
         raise InvalidInputError(
             f"{name} must be a non-empty string of at most {MAX_ID_CHARS} characters "
-            f"without NUL, got {type(value).__name__}"
+            f"without NUL or lone surrogates, got {type(value).__name__}"
         )
     return value
 
@@ -107,18 +124,21 @@ def check_ttl(ttl: float | timedelta | None) -> float | None:
         return None
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise ConfigurationError(
-            f"ttl must be a positive number of seconds or a timedelta: {ttl!r}"
-        )
-    if math.isinf(seconds):
+        raise ConfigurationError("ttl must be a positive number of seconds or a timedelta")
+    if seconds == math.inf:
         return None
+    if not seconds <= MAX_TTL_SECONDS:
+        raise ConfigurationError(
+            f"ttl must be at most {MAX_TTL_SECONDS:.0f} seconds (100 years); use None to keep "
+            "the conversation forever"
+        )
     return float(seconds)
 
 
 def check_max_messages(value: int | None) -> int | None:
     """The bound on a history's length (None: unbounded)."""
-    if value is not None and (not _is_int(value) or value < 1):
-        raise ConfigurationError(f"max_messages must be an int >= 1 or None, got {value!r}")
+    if value is not None and not _is_count(value, 1):
+        raise ConfigurationError(f"max_messages must be an int from 1 to {MAX_COUNT} or None")
     return value
 
 
@@ -139,12 +159,53 @@ def encode_messages(
         try:
             data = orjson.dumps(message_to_dict(message), default=_refuse, option=_OPTIONS)
         except (TypeError, orjson.JSONEncodeError) as exc:
+            if nesting_exceeds_message(message):
+                raise _too_deep(n, message) from None
             raise InvalidMessageError(
                 f"message {n} ({message.type}) cannot be stored exactly: {exc}; keep only JSON "
                 "types (str, numbers, bools, None, lists, dicts) in its fields"
             ) from exc
         out.append(codec.encode(data, context) if codec is not None else data)
     return out
+
+
+def nesting_exceeds_message(message: BaseMessage) -> bool:
+    """Whether a message's stored JSON would nest deeper than `MAX_VALUE_DEPTH` (no recursion).
+
+    >>> from langchain_core.messages import HumanMessage
+    >>> nesting_exceeds_message(HumanMessage([{"type": "text", "text": "hi"}]))
+    False
+    """
+    # Stored as {"type": ..., "data": {<fields>}}: the fields sit one level down.
+    return nesting_exceeds(vars(message), MAX_VALUE_DEPTH - 1)
+
+
+def check_message_depths(messages: Sequence[BaseMessage]) -> None:
+    """Refuse, before anything walks them, messages nested deeper than the limit."""
+    for n, message in enumerate(messages):
+        if isinstance(message, BaseMessage) and nesting_exceeds_message(message):
+            raise _too_deep(n, message)
+
+
+def _too_deep(n: int, message: BaseMessage) -> InvalidMessageError:
+    return InvalidMessageError(
+        f"message {n} ({message.type}) nests objects and arrays more than {MAX_VALUE_DEPTH} "
+        "levels deep as stored, the limit; flatten its content or metadata"
+    )
+
+
+def check_state(state: object) -> None:
+    """Refuse a session state that is not a mapping or nests deeper than the limit."""
+    if not isinstance(state, Mapping):
+        raise InvalidInputError(f"a session state must be a mapping, got {type(state).__name__}")
+    if nesting_exceeds(state, MAX_VALUE_DEPTH):
+        raise InvalidInputError(_STATE_TOO_DEEP)
+
+
+_STATE_TOO_DEEP = (
+    f"a session state nests objects and arrays more than {MAX_VALUE_DEPTH} levels deep, "
+    "the limit; flatten it"
+)
 
 
 def decode_messages(
@@ -172,6 +233,7 @@ def encode_state(state: Mapping[str, Any], codec: Codec | None, context: bytes) 
     try:
         data = orjson.dumps(state, default=_refuse, option=_OPTIONS)
     except (TypeError, orjson.JSONEncodeError) as exc:
+        check_state(state)
         raise InvalidInputError(f"a session state must hold JSON types only: {exc}") from exc
     return codec.encode(data, context) if codec is not None else data
 

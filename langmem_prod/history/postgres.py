@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from langmem_prod.codec import Codec
 from langmem_prod.errors import ConfigurationError
-from langmem_prod.history._base import ChatHistoryBase, split_sources
+from langmem_prod.history._base import ChatHistoryBase, HistoryLimiter, split_sources
 from langmem_prod.history._messages import check_max_messages, check_ttl
 from langmem_prod.history._pg import PgConversation, setup_gen, sweep_gen
 from langmem_prod.history._shared import apg_pool, pg_pool
@@ -61,6 +61,9 @@ class PostgresChatMessageHistory(ChatHistoryBase):
         codec: transforms stored bytes (encryption plugs in here).
         redactor: redacts PII from messages (and saved state) before they are stored,
             e.g. `tenancy.tenant_redactor(tenant, secret)` for the tenant's policy.
+        limiter: takes a token from `tenant_id`'s bucket before every read, write and
+            clear (`RateLimitedError` when empty), e.g. `tenancy.TenantRateLimiter` for
+            the limit of the tenant's plan; needs `tenant_id`.
         retry: how transient connection failures are retried.
         clock: returns the current aware datetime (inject a fake one in tests).
     """
@@ -78,6 +81,7 @@ class PostgresChatMessageHistory(ChatHistoryBase):
         ttl: float | timedelta | None = None,
         codec: Codec | None = None,
         redactor: Redactor | None = None,
+        limiter: HistoryLimiter | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -89,6 +93,7 @@ class PostgresChatMessageHistory(ChatHistoryBase):
             clock=clock,
             retry=retry,
             redactor=redactor,
+            limiter=limiter,
         )
         self._schema = schema
         self._conversation = PgConversation(
@@ -135,11 +140,11 @@ class PostgresChatMessageHistory(ChatHistoryBase):
 
     def sweep(self) -> int:
         """Delete every expired conversation of the schema; returns how many."""
-        return self._run(sweep_gen(self._schema, self._clock()))
+        return self._run(sweep_gen(self._schema, self._clock()), limited=False)
 
     async def asweep(self) -> int:
         """Async `sweep`."""
-        return await self._arun(sweep_gen(self._schema, self._clock()))
+        return await self._arun(sweep_gen(self._schema, self._clock()), limited=False)
 
     def start_sweeper(self, interval: float = 300.0) -> ThreadWorker:
         """Sweep the schema's expired conversations every `interval` seconds, in a thread.

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio
 
 from langmem_prod.codec import Codec
-from langmem_prod.history._base import ChatHistoryBase, split_sources
+from langmem_prod.history._base import ChatHistoryBase, HistoryLimiter, split_sources
 from langmem_prod.history._messages import check_max_messages, check_ttl
 from langmem_prod.history._redis import DEFAULT_PREFIX, SCRIPTS, RedisConversation, check_prefix
 from langmem_prod.history._shared import aredis_client, redis_client
@@ -57,6 +57,9 @@ class RedisChatMessageHistory(ChatHistoryBase):
         codec: transforms stored bytes (encryption plugs in here).
         redactor: redacts PII from messages (and saved state) before they are stored,
             e.g. `tenancy.tenant_redactor(tenant, secret)` for the tenant's policy.
+        limiter: takes a token from `tenant_id`'s bucket before every read, write and
+            clear (`RateLimitedError` when empty), e.g. `tenancy.TenantRateLimiter` for
+            the limit of the tenant's plan; needs `tenant_id`.
         retry: how transient connection failures are retried.
         clock: returns the current aware datetime (timestamps in the session hash).
     """
@@ -75,6 +78,7 @@ class RedisChatMessageHistory(ChatHistoryBase):
         ttl: float | timedelta | None = None,
         codec: Codec | None = None,
         redactor: Redactor | None = None,
+        limiter: HistoryLimiter | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -86,6 +90,7 @@ class RedisChatMessageHistory(ChatHistoryBase):
             clock=clock,
             retry=retry,
             redactor=redactor,
+            limiter=limiter,
         )
         self._conversation = RedisConversation(
             check_prefix(prefix),

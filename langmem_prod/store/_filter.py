@@ -8,7 +8,9 @@ Rules:
 - `$eq` and `$ne` compare whole JSON values exactly; `$ne`, `$nin` and `$exists: false`
   also match items where the path is missing; every other operator needs the path present;
 - `$gt $gte $lt $lte` take a number or a string, `$in $nin` a list, `$exists` a bool;
-- operands are checked here, before any I/O: NaN, infinities and NUL characters are refused.
+- operands are checked here, before any I/O: NaN, infinities, NUL characters and lone
+  surrogates are refused (in paths, strings and object keys alike), as are operands that
+  nest deeper than values may (`MAX_VALUE_DEPTH`), with an iterative walk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langmem_prod.errors import InvalidFilterError
+from langmem_prod.store._text import has_surrogate
+from langmem_prod.store._values import MAX_VALUE_DEPTH
 
 Operator = Literal["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"]
 
@@ -75,9 +79,10 @@ def _parse_path(raw: object) -> tuple[str, ...]:
     if not isinstance(raw, str) or not raw:
         raise InvalidFilterError("filter keys must be non-empty strings such as 'a' or 'a.b'")
     path = tuple(raw.split("."))
-    if any(not segment for segment in path) or "\x00" in raw:
+    if any(not segment for segment in path) or "\x00" in raw or has_surrogate(raw):
         raise InvalidFilterError(
-            f"filter path {raw!r} has an empty segment or a NUL character; use 'a.b.c'"
+            "a filter path has an empty segment, a NUL character or a lone surrogate; "
+            "use 'a.b.c' with valid Unicode text"
         )
     return path
 
@@ -107,26 +112,37 @@ def _condition(path: tuple[str, ...], raw_path: str, op: str, operand: Any) -> C
 
 
 def _check_json(operand: Any, where: str) -> None:
-    """Refuse operands JSON cannot hold or PostgreSQL cannot compare."""
-    if operand is None or isinstance(operand, bool | int):
-        return
-    if isinstance(operand, float):
-        if not math.isfinite(operand):
-            raise InvalidFilterError(f"{where}: NaN and infinities cannot be compared")
-        return
-    if isinstance(operand, str):
-        if "\x00" in operand:
-            raise InvalidFilterError(f"{where}: strings cannot contain NUL characters")
-        return
-    if isinstance(operand, list | tuple):
-        for element in operand:
-            _check_json(element, where)
-        return
-    if isinstance(operand, Mapping):
-        for key, element in operand.items():
-            if not isinstance(key, str):
-                raise InvalidFilterError(f"{where}: object keys must be strings")
-            _check_json(key, where)
-            _check_json(element, where)
-        return
-    raise InvalidFilterError(f"{where}: {type(operand).__name__} is not a JSON value")
+    """Refuse operands JSON cannot hold or the backends cannot compare (no recursion)."""
+    stack = [(operand, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if node is None or isinstance(node, bool | int):
+            continue
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                raise InvalidFilterError(f"{where}: NaN and infinities cannot be compared")
+        elif isinstance(node, str):
+            _check_text(node, where)
+        elif depth > MAX_VALUE_DEPTH:
+            raise InvalidFilterError(
+                f"{where}: the operand nests more than {MAX_VALUE_DEPTH} levels deep"
+            )
+        elif isinstance(node, list | tuple):
+            stack.extend((element, depth + 1) for element in node)
+        elif isinstance(node, Mapping):
+            for key, element in node.items():
+                if not isinstance(key, str):
+                    raise InvalidFilterError(f"{where}: object keys must be strings")
+                _check_text(key, where)
+                stack.append((element, depth + 1))
+        else:
+            raise InvalidFilterError(f"{where}: {type(node).__name__} is not a JSON value")
+
+
+def _check_text(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise InvalidFilterError(f"{where}: strings cannot contain NUL characters")
+    if has_surrogate(text):
+        raise InvalidFilterError(
+            f"{where}: a string holds a lone surrogate (U+D800-U+DFFF); pass valid Unicode"
+        )

@@ -7,7 +7,8 @@ Rules:
 - each field path yields zero or more texts ("a[*].b" yields one per element); a field
   with several texts is stored as "path.0", "path.1", ... and a field with one as "path",
   as LangGraph's stores name them;
-- an item is ranked by its best-matching vector (max pooling).
+- an item is ranked by its best-matching vector (max pooling);
+- a put's field paths are strings without NUL or lone surrogates (they are stored).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from langgraph.store.base import IndexConfig, ensure_embeddings, get_text_at_pat
 
 from langmem_prod.errors import ConfigurationError, EmbeddingError, InvalidInputError
 from langmem_prod.store._effects import Embed
+from langmem_prod.store._text import has_surrogate
 
 V = TypeVar("V")
 _TOP = re.compile(r"[.\[]")
@@ -90,14 +92,10 @@ def item_texts(
     >>> item_texts(s, {"a": ["x", "y"]}, None)
     [('a[*].0', 'x'), ('a[*].1', 'y')]
     """
+    check_index(index)
     if index is False:
         return []
-    if index is None:
-        fields = settings.fields
-    elif isinstance(index, list | tuple) and all(isinstance(f, str) for f in index):
-        fields = tuple(_tokenize(f) for f in index)
-    else:
-        raise InvalidInputError("index must be False, None, or a list of field paths")
+    fields = settings.fields if index is None else tuple(_tokenize(f) for f in index)
     pairs: list[tuple[str, str]] = []
     for path, tokens in fields:
         texts = get_text_at_path(value, tokens)
@@ -115,6 +113,27 @@ def top_fields(pairs: Iterable[tuple[str, str]]) -> frozenset[str]:
     ['$', 'a', 'b', 'd']
     """
     return frozenset(_TOP.split(path, 1)[0] for path, _ in pairs)
+
+
+def check_index(index: object) -> None:
+    """Refuse a put's `index` unless False, None or a list of storable field paths.
+
+    Checked whether or not the store has an index, like every other input.
+
+    >>> check_index(["text", "tags[*]"])
+    """
+    if index is None or index is False:
+        return
+    if not isinstance(index, list | tuple) or not all(_is_field(f) for f in index):
+        raise InvalidInputError(
+            "index must be False, None, or a list of field paths (strings without NUL "
+            "characters or lone surrogates)"
+        )
+
+
+def _is_field(path: object) -> bool:
+    """A field path a put may name: its vectors are stored under it."""
+    return isinstance(path, str) and "\x00" not in path and not has_surrogate(path)
 
 
 def embed_texts(

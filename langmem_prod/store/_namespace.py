@@ -1,8 +1,9 @@
 """Namespaces: validation, the dot-joined text codec, and match patterns.
 
 Rules:
-- a namespace is a tuple of non-empty `str` labels without "." or NUL (LangGraph's rules);
-  an item's namespace is also non-empty and its root label is not "langgraph";
+- a namespace is a tuple of non-empty `str` labels without "." or NUL (LangGraph's rules)
+  that UTF-8 can encode (no lone surrogates); an item's namespace is also non-empty and
+  its root label is not "langgraph"; a key is a `str` without NUL that UTF-8 can encode;
 - the text form joins labels with "."; it is unambiguous because labels have no ".";
 - the namespaces under a prefix `p` are `p` itself and the texts in the half-open range
   `[p + ".", p + "/")`, because "/" is the code point after "." (byte order, COLLATE "C");
@@ -32,10 +33,13 @@ from langgraph.store.base import (
 )
 
 from langmem_prod.errors import InvalidInputError, InvalidKeyError, InvalidNamespaceError
+from langmem_prod.store._text import has_surrogate
 
 SEPARATOR = "."
 _AFTER_SEPARATOR = "/"
 WILDCARD = "*"
+MAX_COUNT = 2**31 - 1
+"""The largest `limit`, `offset` and `max_depth` (what every backend's integers hold)."""
 RESERVED_ROOT = "langgraph"
 
 
@@ -71,10 +75,11 @@ def validate_op(op: Op) -> None:
     """Check an op's namespace, key and paging as LangGraph's stores would, and more.
 
     Raises:
-        InvalidNamespaceError: a label is empty, not a string, or holds "." or NUL;
-            a written namespace is empty or rooted at "langgraph".
-        InvalidKeyError: a key is not a string or holds NUL.
-        InvalidInputError: `limit`, `offset` or `max_depth` is negative or not an int.
+        InvalidNamespaceError: a label is empty, not a string, or holds ".", NUL or a
+            lone surrogate; a written namespace is empty or rooted at "langgraph".
+        InvalidKeyError: a key is not a string, or holds NUL or a lone surrogate.
+        InvalidInputError: `limit`, `offset` or `max_depth` is not an int, or out of
+            range (negative, or over `MAX_COUNT`).
     """
     check = _CHECKS.get(type(op))
     if check is None:
@@ -88,6 +93,7 @@ def validate_op(op: Op) -> None:
             validate_op_namespace(op)
         except _LangGraphInvalidNamespaceError as exc:
             raise InvalidNamespaceError(str(exc)) from None
+        _check_encodable(op)
         if namespace is not None:
             _remember_valid(namespace)
     check(op)
@@ -163,11 +169,31 @@ def _validate_written_namespace(namespace: tuple[str, ...]) -> None:
         )
 
 
+def _check_encodable(op: Op) -> None:
+    """Refuse labels UTF-8 cannot encode (LangGraph's check has just passed them)."""
+    paths: list[Sequence[str]]
+    if isinstance(op, ListNamespacesOp):
+        paths = [c.path for c in op.match_conditions or ()]
+    else:
+        paths = [op.namespace_prefix if isinstance(op, SearchOp) else op.namespace]
+    for path in paths:
+        if any(has_surrogate(label) for label in path):
+            raise InvalidNamespaceError(
+                "a namespace label holds a lone surrogate (U+D800-U+DFFF), which UTF-8 "
+                "cannot encode; pass valid Unicode text"
+            )
+
+
 def _validate_key(key: object) -> None:
     if not isinstance(key, str):
         raise InvalidKeyError(f"an item key must be a str, not {type(key).__name__}")
     if "\x00" in key:
         raise InvalidKeyError("an item key cannot contain NUL characters ('\\x00')")
+    if has_surrogate(key):
+        raise InvalidKeyError(
+            "an item key holds a lone surrogate (U+D800-U+DFFF), which UTF-8 cannot "
+            "encode; pass valid Unicode text"
+        )
 
 
 def _validate_paging(limit: object, offset: object) -> None:
@@ -176,8 +202,8 @@ def _validate_paging(limit: object, offset: object) -> None:
 
 
 def _validate_count(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"{name} must be an int >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
+        raise InvalidInputError(f"{name} must be an int from {minimum} to {MAX_COUNT}")
 
 
 @dataclass(frozen=True, slots=True)

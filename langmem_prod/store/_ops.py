@@ -1,7 +1,9 @@
 """Batch planning: validate a list of LangGraph ops and group them by kind, with no I/O.
 
 Rules:
-- every op is validated before anything runs, so bad input raises and writes nothing;
+- every op is validated before anything runs, so bad input raises and writes nothing:
+  namespaces and keys (`_namespace`), filters (`_filter`), queries (a `str` UTF-8 can
+  encode, even when the store has no index), values (`_values`: JSON, size, depth);
 - reads (gets, searches, namespace listings) see the state before the batch's writes;
 - writes to the same (namespace, key) collapse to the last one (a delete is a put of None);
 - writes are ordered by (namespace, key) so concurrent batches lock rows in one order;
@@ -26,7 +28,7 @@ from langgraph.store.base import (
 
 from langmem_prod.errors import ConfigurationError, InvalidInputError
 from langmem_prod.store._filter import Condition, parse_filter
-from langmem_prod.store._index import IndexSettings, item_texts, top_fields
+from langmem_prod.store._index import IndexSettings, check_index, item_texts, top_fields
 from langmem_prod.store._namespace import (
     NamespaceMatch,
     compile_match,
@@ -34,6 +36,7 @@ from langmem_prod.store._namespace import (
     encode_namespace,
     validate_op,
 )
+from langmem_prod.store._text import has_surrogate
 from langmem_prod.store._transform import ValueTransform
 from langmem_prod.store._ttl import check_ttl
 from langmem_prod.store._values import decode_value, encode_value
@@ -158,6 +161,11 @@ def _plan_search(pos: int, op: SearchOp, *, has_index: bool) -> SearchPlan:
     prefix = encode_namespace(tuple(op.namespace_prefix)) if op.namespace_prefix else None
     if op.query is not None and not isinstance(op.query, str):
         raise InvalidInputError(f"a search query must be a str, not {type(op.query).__name__}")
+    if op.query and has_surrogate(op.query):
+        raise InvalidInputError(
+            "a search query holds a lone surrogate (U+D800-U+DFFF), which UTF-8 cannot "
+            "encode; pass valid Unicode text"
+        )
     query = op.query if has_index and op.query else None
     return SearchPlan(
         pos,
@@ -182,7 +190,11 @@ def _plan_write(
     if op.value is None:
         return WritePlan(prefix, op.key, None, None, None)
     value_json = encode_value(op.value, max_bytes=max_value_bytes, namespace=namespace, key=op.key)
-    texts = None if index is None else tuple(item_texts(index, op.value, op.index))
+    if index is None:
+        check_index(op.index)
+        texts = None
+    else:
+        texts = tuple(item_texts(index, op.value, op.index))
     if transform is not None:  # the caller's value is checked above, the stored one here
         if now is None:
             raise ConfigurationError("a store with a value transform plans writes with a time")

@@ -1,7 +1,9 @@
 """Time to live: LangGraph's `TTLConfig` as checked settings, and expiry arithmetic.
 
 Rules:
-- TTLs are minutes (LangGraph's unit) and must be positive finite numbers;
+- TTLs are minutes (LangGraph's unit) and must be positive numbers of at most
+  `MAX_TTL_MINUTES` (100 years: every backend and `datetime` can hold the expiry; use
+  None for no expiry); NaN, infinities and larger numbers are refused before any I/O;
 - an item with a TTL expires `ttl` minutes after its last write or refreshing read;
 - an expired item is never returned, whether or not the sweeper has deleted it yet;
 - the sweeper deletes expired items every `sweep_interval_minutes` (default 5), and runs
@@ -10,7 +12,6 @@ Rules:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from langgraph.store.base import TTLConfig
 from langmem_prod.errors import ConfigurationError, InvalidInputError
 
 DEFAULT_SWEEP_INTERVAL_MINUTES = 5.0
+MAX_TTL_MINUTES = 100 * 365.25 * 24 * 60
+"""The longest TTL, 100 years in minutes (52,596,000); None means no expiry."""
 _KNOWN_KEYS = frozenset(
     {"default_ttl", "refresh_on_read", "sweep_interval_minutes", "omit_expired"}
 )
@@ -66,8 +69,11 @@ def ttl_settings(config: TTLConfig | None) -> TTLSettings:
 def _minutes(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigurationError(f"TTLConfig {name} must be a positive number of minutes")
-    if not math.isfinite(value):
-        raise ConfigurationError(f"TTLConfig {name} must be finite; use None for no expiry")
+    if not value <= MAX_TTL_MINUTES:  # infinities and huge ints included
+        raise ConfigurationError(
+            f"TTLConfig {name} must be at most {MAX_TTL_MINUTES:.0f} minutes (100 years); "
+            "use None for no expiry"
+        )
     return float(value)
 
 
@@ -81,8 +87,10 @@ def check_ttl(ttl: Any) -> float | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
         raise InvalidInputError("ttl must be a positive number of minutes, or None")
-    if not math.isfinite(ttl):
-        raise InvalidInputError("ttl must be finite; use None for no expiry")
+    if not ttl <= MAX_TTL_MINUTES:  # infinities and huge ints included
+        raise InvalidInputError(
+            f"ttl must be at most {MAX_TTL_MINUTES:.0f} minutes (100 years); use None for no expiry"
+        )
     return float(ttl)
 
 

@@ -6,6 +6,11 @@ Rules:
   are stored as their string and value (what JSON can hold of them);
 - NaN and infinities are refused (JSON has no such numbers), as are NUL characters in
   strings or keys (PostgreSQL's jsonb cannot hold U+0000) and invalid Unicode;
+- a value nests at most `MAX_VALUE_DEPTH` (254) objects and arrays, the value itself
+  counting as one: orjson's own limit, so the usual value costs no extra check; when
+  orjson refuses a value, an iterative walk (`nesting_exceeds`, no recursion, so a
+  value nested 10,000 deep is an `InvalidValueError`, never a `RecursionError`) tells a
+  too-deep value from the other reasons, before `json` would recurse into it;
 - encoding uses orjson; what it cannot judge (a "null" that may be a NaN, integers past
   64 bits, non-string keys) goes through the standard `json`, which decides;
 - the UTF-8 size of the JSON text must not exceed `max_bytes`;
@@ -20,13 +25,18 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from langmem_prod.errors import InvalidValueError, ValueNotSerializableError, ValueTooLargeError
 
 DEFAULT_MAX_VALUE_BYTES = 1 << 20
+MAX_VALUE_DEPTH: Final = 254
+"""How many objects and arrays a value may nest, itself included (orjson's limit)."""
+_SCALARS = (str, int, float, type(None))
+_FAST_CONTAINERS = frozenset((dict, list, tuple))
+_CONTAINERS = (dict, list, tuple, Mapping)
 
 
 def _like_orjson(obj: Any) -> Any:
@@ -67,15 +77,14 @@ def encode_value(value: Any, *, max_bytes: int, namespace: tuple[str, ...], key:
     """
     if type(value) is not dict:
         if not isinstance(value, Mapping):
-            raise InvalidValueError(
-                f"the value of {_where(namespace, key)} must be a dict (a JSON object), "
-                f"not {type(value).__name__}"
-            )
+            raise _not_a_dict(value, namespace, key)
         value = dict(value)
     try:
         data = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError included
         data = None
+        if nesting_exceeds(value, MAX_VALUE_DEPTH):
+            raise _too_deep(namespace, key) from None
     if data is None or b"null" in data:  # orjson writes NaN as null: let json decide
         text = _encode_strictly(value, namespace, key)
         size = len(text.encode()) if len(text) * _WORST_BYTES_PER_CHAR > max_bytes else 0
@@ -94,6 +103,64 @@ def encode_value(value: Any, *, max_bytes: int, namespace: tuple[str, ...], key:
     return text
 
 
+def check_shape(value: Any, *, namespace: tuple[str, ...], key: str) -> None:
+    """Refuse a value that is not a mapping or nests deeper than `MAX_VALUE_DEPTH`.
+
+    For code that walks a value before the store encodes it (PII redaction): it costs a
+    walk of the value, which `encode_value` spares the usual value.
+
+    >>> check_shape({"a": [1]}, namespace=("a",), key="k")
+    """
+    if not isinstance(value, Mapping):
+        raise _not_a_dict(value, namespace, key)
+    if nesting_exceeds(value, MAX_VALUE_DEPTH):
+        raise _too_deep(namespace, key)
+
+
+def _not_a_dict(value: Any, namespace: tuple[str, ...], key: str) -> InvalidValueError:
+    return InvalidValueError(
+        f"the value of {_where(namespace, key)} must be a dict (a JSON object), "
+        f"not {type(value).__name__}"
+    )
+
+
+def _too_deep(namespace: tuple[str, ...], key: str) -> InvalidValueError:
+    return InvalidValueError(
+        f"the value of {_where(namespace, key)} nests objects and arrays more than "
+        f"{MAX_VALUE_DEPTH} levels deep, the store's limit; flatten it"
+    )
+
+
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests mappings, lists and tuples more than `limit` levels deep.
+
+    The value itself is the first level when it is a container; anything else is a
+    leaf. The walk is iterative and depth-first: it takes no call stack however deep the
+    value, and a cyclic value stops at the limit.
+
+    >>> nesting_exceeds({"a": [{"b": 1}]}, 3), nesting_exceeds({"a": [{"b": 1}]}, 2)
+    (False, True)
+    """
+    if not isinstance(value, _CONTAINERS):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    push, pop = stack.append, stack.pop
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            return True
+        deeper = depth + 1
+        kind = type(node)
+        if kind is dict or (kind is not list and kind is not tuple and isinstance(node, Mapping)):
+            node = node.values()
+        for child in node:
+            if type(child) in _FAST_CONTAINERS or (
+                not isinstance(child, _SCALARS) and isinstance(child, _CONTAINERS)
+            ):
+                push((child, deeper))
+    return False
+
+
 def _encode_strictly(value: dict[str, Any], namespace: tuple[str, ...], key: str) -> str:
     try:
         text = _ENCODER.encode(value)
@@ -106,6 +173,10 @@ def _encode_strictly(value: dict[str, Any], namespace: tuple[str, ...], key: str
     except UnicodeEncodeError:
         raise InvalidValueError(
             f"the value of {_where(namespace, key)} holds invalid Unicode (a lone surrogate)"
+        ) from None
+    except RecursionError:  # an enum whose value nests deeper than the walk could see
+        raise InvalidValueError(
+            f"the value of {_where(namespace, key)} nests too deep to encode; flatten it"
         ) from None
     except ValueError:
         raise InvalidValueError(

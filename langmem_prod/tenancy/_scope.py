@@ -1,6 +1,10 @@
 """Scoping a batch to a tenant, so callers neither see nor pass its prefix (no I/O).
 
 Rules:
+- a scope is `("tenants", <tenant>)` followed, by the tenant's isolation, by the agent's
+  and the user's labels; a missing agent or user is `NO_ID` ("_"), and `check_scope_id`
+  refuses "_" as an id (and "*", a listing's wildcard, and anything that is not a
+  namespace label), so no id names another id's partition nor the one of "no id";
 - gets, puts and searches are rewritten to `scope + namespace`;
 - a namespace listing gets the scope in front of its prefix condition (or as one when it
   had none), `max_depth` grows by the scope's length, and the scope is cut from every
@@ -23,6 +27,40 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
 )
+
+from langmem_prod.errors import InvalidInputError
+from langmem_prod.store._text import has_surrogate
+
+NO_ID = "_"
+"""The scope label of a missing agent or user; refused as an agent or user id."""
+_WILDCARD = "*"
+
+
+def check_scope_id(name: str, value: object) -> str | None:
+    """An agent or user id as a scope label, checked (None: missing, scoped as `NO_ID`).
+
+    >>> check_scope_id("user_id", "ada")
+    'ada'
+    >>> check_scope_id("user_id", "_")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    langmem_prod.errors.InvalidInputError: user_id cannot be '_' (the label of a missing id) ...
+    """
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value
+        or value in (NO_ID, _WILDCARD)
+        or "." in value
+        or "\x00" in value
+        or has_surrogate(value)
+    ):
+        raise InvalidInputError(
+            f"{name} cannot be {NO_ID!r} (the label of a missing id) or {_WILDCARD!r}; it must "
+            "be a non-empty string without '.', NUL or lone surrogates"
+        )
+    return value
 
 
 def scope_op(op: Op, scope: tuple[str, ...]) -> Op:

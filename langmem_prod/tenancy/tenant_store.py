@@ -2,12 +2,21 @@
 
 Rules:
 - every operation is scoped to the tenant's prefix by its isolation level
-  (`Tenant.scope`); results come back without it;
+  (`Tenant.scope`); results come back without it; agent and user ids are checked when
+  the store is made (`check_scope_id`: "_" names a missing id and no id may take it);
 - the tenant is read from the registry at most every `refresh_seconds`, so a suspension
   or a change of allowed agents takes effect within that time;
 - a suspended tenant, or an agent not in the tenant's allowed agents, is refused with
   `TenantAccessError` (a `PermissionError`) before anything reaches the store;
-- values are redacted by the tenant's PII policy before they reach the store;
+- with a `limiter` and a tenant whose plan (or overrides) sets `rate_per_second`, each
+  batch takes one token per op from the tenant's bucket (key: the tenant id, shared
+  with its histories) before anything reaches the store, or raises `RateLimitedError`
+  with `retry_after`; a batch larger than the burst goes through on a full bucket and
+  leaves it in debt; the limit is re-read with the tenant;
+- every put's value is checked first, before any I/O: a mapping nested at most
+  `MAX_VALUE_DEPTH` deep (an iterative walk), so neither the redactor nor the store
+  walks a hostile value; values are then redacted by the tenant's PII policy before
+  they reach the store;
 - with the tenant's `audit` on and an audit log given, the batch's operations named in
   `audit_ops` are recorded (who, operation, the caller's namespace and key; never
   values) after the batch succeeded; if recording fails the caller gets the error;
@@ -29,7 +38,9 @@ from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, Op, PutOp, 
 from langmem_prod.compliance._log import AuditLog
 from langmem_prod.errors import TenantAccessError
 from langmem_prod.security.pii import Redactor
-from langmem_prod.tenancy._scope import scope_batch, unscope_batch
+from langmem_prod.store._values import check_shape
+from langmem_prod.tenancy._scope import check_scope_id, scope_batch, unscope_batch
+from langmem_prod.tenancy.rate_limit import Limiter
 from langmem_prod.tenancy.redaction import tenant_redactor
 from langmem_prod.tenancy.registry import TenantRegistry
 from langmem_prod.tenancy.tenants import Tenant
@@ -63,6 +74,19 @@ class TenantStore(BaseStore):
         ...     store.put(("prefs",), "theme", {"value": "dark"})
         ...     store.get(("prefs",), "theme").namespace, shared.search(())[0].namespace
         (('prefs',), ('tenants', 'acme', 'ada', 'prefs'))
+
+    Args:
+        store: the store holding every tenant's data.
+        registry: where the tenant is read (plan, overrides, status, agents).
+        tenant_id: the tenant.
+        agent_id: the agent acting (its label under strict isolation; None: `NO_ID`).
+        user_id: the user acted for (its label under strict and moderate isolation;
+            None: `NO_ID`, a label no user id can take).
+        refresh_seconds: how long the tenant is kept before it is read again.
+        audit: the audit log the tenant's `audit_ops` are recorded to.
+        pii_secret: the secret of "hash" PII redaction.
+        limiter: where the tenant's rate limit is enforced (`RateLimiter`,
+            `PostgresRateLimiter`, `LocalRateLimiter`); None: not enforced.
     """
 
     def __init__(
@@ -76,12 +100,14 @@ class TenantStore(BaseStore):
         refresh_seconds: float = 5.0,
         audit: AuditLog | None = None,
         pii_secret: bytes | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.tenant_id = tenant_id
-        self.agent_id = agent_id
-        self.user_id = user_id
+        self.agent_id = check_scope_id("agent_id", agent_id)
+        self.user_id = check_scope_id("user_id", user_id)
+        self.limiter = limiter
         self.refresh_seconds = refresh_seconds
         self.supports_ttl = store.supports_ttl
         self.ttl_config = store.ttl_config
@@ -150,9 +176,12 @@ class TenantStore(BaseStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops on the tenant's part of the store."""
-        ops = list(ops)
+        ops = _checked(ops)
         tenant = self.tenant()
         scope = self._scope(tenant)
+        limit = tenant.rate_limit
+        if self.limiter is not None and limit is not None and ops:
+            self.limiter.acquire(self.tenant_id, len(ops), limit=limit)
         results = self.store.batch(scope_batch(self._redacted(ops), scope))
         events = self._events(tenant, ops)
         if events and self.audit is not None:
@@ -161,9 +190,12 @@ class TenantStore(BaseStore):
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Async `batch`."""
-        ops = list(ops)
+        ops = _checked(ops)
         tenant = await self.atenant()
         scope = self._scope(tenant)
+        limit = tenant.rate_limit
+        if self.limiter is not None and limit is not None and ops:
+            await self.limiter.aacquire(self.tenant_id, len(ops), limit=limit)
         results = await self.store.abatch(scope_batch(self._redacted(ops), scope))
         events = self._events(tenant, ops)
         if events and self.audit is not None:
@@ -187,6 +219,15 @@ class TenantStore(BaseStore):
         if self.registry.is_async:
             return await self.registry.ausage(self.tenant_id)
         return await asyncio.to_thread(self.registry.usage, self.tenant_id)
+
+
+def _checked(ops: Iterable[Op]) -> list[Op]:
+    """The ops, each put's value a mapping nested at most `MAX_VALUE_DEPTH` deep (no I/O)."""
+    ops = list(ops)
+    for op in ops:
+        if isinstance(op, PutOp) and op.value is not None:
+            check_shape(op.value, namespace=op.namespace, key=op.key)
+    return ops
 
 
 def _event(op: Op) -> tuple[str, tuple[str, ...], str | None]:

@@ -11,7 +11,12 @@ Rules:
 - `index_sealed` lets an encrypting tenant's sealed fields feed semantic-search
   vectors, which give their text away (see `tenancy.encryption`): off in every plan;
 - isolation decides the namespace prefix every operation is scoped to: "strict" is
-  tenant + agent + user, "moderate" tenant + user, "minimal" the tenant alone;
+  tenant + agent + user, "moderate" tenant + user, "minimal" the tenant alone; a missing
+  agent or user is the label `NO_ID` ("_"), which no agent or user id may be (nor "*",
+  a wildcard of namespace listings, nor anything that is not a namespace label), so the
+  partition of "no user" is nobody else's;
+- `rate_per_second` and `burst` are the tenant's rate limit (None: unlimited), which
+  `TenantStore` and tenant-aware histories enforce through a limiter;
 - settings and ids are checked when a tenant is made, with messages naming the field.
 """
 
@@ -28,6 +33,8 @@ import orjson
 from langmem_prod.errors import ConfigurationError, InvalidInputError
 from langmem_prod.security.pii import RULES
 from langmem_prod.store._tenant import TENANT_ROOT
+from langmem_prod.tenancy._bucket import RateLimit, check_rate_settings, rate_limit
+from langmem_prod.tenancy._scope import NO_ID, check_scope_id
 
 Isolation = Literal["strict", "moderate", "minimal"]
 PiiMode = Literal["off", "mask", "hash"]
@@ -51,11 +58,17 @@ class Plan:
     pii_kinds: tuple[str, ...] | None = None
     audit_ops: tuple[str, ...] = ("put", "delete")
     index_sealed: bool = False
+    rate_per_second: float | None = None
+    burst: int | None = None
 
 
 PLANS: dict[str, Plan] = {
-    "free": Plan("free", 1_000, 10 * MiB, 30, "moderate", False, False),
-    "pro": Plan("pro", 100_000, 1024 * MiB, 365, "moderate", True, True),
+    "free": Plan(
+        "free", 1_000, 10 * MiB, 30, "moderate", False, False, rate_per_second=10, burst=20
+    ),
+    "pro": Plan(
+        "pro", 100_000, 1024 * MiB, 365, "moderate", True, True, rate_per_second=100, burst=200
+    ),
     "enterprise": Plan("enterprise", None, None, None, "strict", True, True),
 }
 SETTINGS = (
@@ -69,6 +82,8 @@ SETTINGS = (
     "pii_kinds",
     "audit_ops",
     "index_sealed",
+    "rate_per_second",
+    "burst",
 )
 AUDITABLE = ("get", "search", "list", "put", "delete")
 
@@ -104,6 +119,7 @@ def check_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(f"{name} must be a bool")
     if "pii" in overrides and overrides["pii"] not in get_args(PiiMode):
         raise ConfigurationError(f"pii must be one of {list(get_args(PiiMode))}")
+    check_rate_settings(overrides.get("rate_per_second"), overrides.get("burst"))
     checked = dict(overrides)
     kinds = overrides.get("pii_kinds")
     if kinds is not None:
@@ -203,13 +219,23 @@ class Tenant:
         kinds = self.setting("pii_kinds")
         return None if kinds is None else tuple(kinds)
 
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The tenant's rate limit (None: unlimited); burst defaults to one second's worth."""
+        return rate_limit(self.setting("rate_per_second"), self.setting("burst"))
+
     def scope(self, *, agent_id: str | None = None, user_id: str | None = None) -> tuple[str, ...]:
-        """The namespace prefix an agent acting for a user is confined to."""
+        """The namespace prefix an agent acting for a user is confined to.
+
+        A missing agent or user is `NO_ID`, a label no id may take (`check_scope_id`).
+        """
+        agent = check_scope_id("agent_id", agent_id) or NO_ID
+        user = check_scope_id("user_id", user_id) or NO_ID
         parts: list[str] = [TENANT_ROOT, self.id]
         if self.isolation == "strict":
-            parts += [agent_id or "_", user_id or "_"]
+            parts += [agent, user]
         elif self.isolation == "moderate":
-            parts.append(user_id or "_")
+            parts.append(user)
         return tuple(parts)
 
     def with_changes(self, **changes: Any) -> Tenant:

@@ -10,9 +10,9 @@ import pytest
 import redis
 import redis.asyncio
 
-from langmem_prod.errors import ConfigurationError, RateLimitedError
+from langmem_prod.errors import ConfigurationError, InvalidInputError, RateLimitedError
 from langmem_prod.store.redis._driver import close_client
-from langmem_prod.tenancy import AsyncRateLimiter, RateLimiter
+from langmem_prod.tenancy import RateLimiter
 from tests.backends import unique_name
 from tests.conftest import RedisServer
 
@@ -58,10 +58,10 @@ async def test_the_async_twin(rs: RedisServer) -> None:
         if rs.cluster
         else redis.asyncio.Redis.from_url(rs.url)
     )
-    limiter = AsyncRateLimiter(client, rate=1, burst=2, prefix=unique_name())
-    await limiter.acquire("acme", cost=2)
+    limiter = RateLimiter(client, rate=1, burst=2, prefix=unique_name())
+    await limiter.aacquire("acme", cost=2)
     with pytest.raises(RateLimitedError) as refused:
-        await limiter.acquire("acme")
+        await limiter.aacquire("acme")
     assert 0.9 <= refused.value.retry_after <= 1.0
     await client.aclose()
 
@@ -75,5 +75,5 @@ def test_bad_settings() -> None:
     ):
         with pytest.raises(ConfigurationError):
             RateLimiter(client, **kwargs)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="cost must be between 1 and the burst"):
-        RateLimiter(client, rate=1, burst=2).acquire("acme", cost=3)
+    with pytest.raises(InvalidInputError, match="cost must be a number of tokens > 0"):
+        RateLimiter(client, rate=1, burst=2).acquire("acme", cost=0)
