@@ -17,14 +17,14 @@ Rules:
   racing statements never deadlock on them within a firing; the locks are held to the
   end of the transaction, so a tenant's writers queue there and usage stays exact.
   A statement spanning tenants may lock a tenant in one kind's firing and another in
-  the next: two such statements racing can deadlock, which PostgreSQL detects, and the
-  store retries;
+  the next: two such statements racing can deadlock, which PostgreSQL detects (after
+  `deadlock_timeout`) and the store retries;
 - a tenant whose items or bytes grew in a firing and now exceed a limit fails the
   statement with SQLSTATE LMQ01 (nothing it wrote stays); a change that does not grow a
   measure never fails on it, so updates and deletes succeed after a limit is lowered.
-  A statement's inserts are checked before its deletes are counted (PostgreSQL fires
-  its DELETE triggers last), so a batch that deletes and puts at the limit may be
-  refused although its net change would fit;
+  Each firing is checked on its own: in the store's write statement PostgreSQL fires
+  the INSERT trigger before the DELETE one, so a batch that deletes and puts at the
+  limit is refused although its net change would fit (as with the per-row trigger);
 - the function runs as its owner (SECURITY DEFINER: writers may not touch
   `tenant_usage`) with `search_path = pg_catalog, pg_temp` and qualified names, so no
   schema a writer can create objects in is ever searched.
@@ -33,8 +33,8 @@ Rules:
 from __future__ import annotations
 
 # Migration text goes through psycopg's placeholder parsing, hence every "%" is "%%".
-# Each branch sums one kind of change per tenant that has a usage row; `changes` keeps
-# only tenants whose usage moves (access statistics and TTL refreshes move nothing).
+# Each branch sums one kind of change per tenant that has a usage row; the outer WHERE
+# keeps only tenants whose usage moves (access statistics and TTL refreshes move none).
 _DELTAS = """
     SELECT pg_catalog.array_agg(c.tenant ORDER BY c.tenant),
            pg_catalog.array_agg(c.items ORDER BY c.tenant),
