@@ -23,6 +23,7 @@ from langmem_prod.store._index import IndexSettings
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._rls import RLS_TRACK_STATEMENTS, policy_statements, tenant_column
 from langmem_prod.store.postgres._sql import Statement, lock_namespace, render
+from langmem_prod.store.postgres._usage_sql import STATEMENT_ACCOUNTING
 
 _HNSW_MAX_DIMS = {"vector": 2000, "halfvec": 4000}
 _SETUP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('langmem_prod:setup', 0))"
@@ -58,8 +59,9 @@ END
 $fn$
 """
 
-# Items under ("tenants", <id>, ...) count towards the tenant's usage row, if it has one;
-# the row lock serializes a tenant's writers, so a quota can never be overshot. (Migration
+# Migration 2's accounting, kept as applied: items under ("tenants", <id>, ...) count
+# towards the tenant's usage row, if it has one; the row lock serializes a tenant's
+# writers. Migration 4 replaces it with statement-level triggers (`_usage_sql`). (Migration
 # text goes through psycopg's placeholder parsing, hence every "%" is written "%%".)
 QUOTA_SQLSTATE = "LMQ01"
 _USAGE_FUNCTION = """
@@ -155,6 +157,11 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE POLICY tenant_isolation ON {s}.tenant_usage FOR SELECT "
             "USING (tenant_id = (SELECT {s}.visible_tenant()))",
         ),
+    ),
+    Migration(
+        4,
+        "tenant usage counted once per statement (transition tables), not once per row",
+        STATEMENT_ACCOUNTING,
     ),
 )
 
