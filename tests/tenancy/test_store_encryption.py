@@ -119,7 +119,7 @@ async def test_no_plaintext_at_rest_and_values_come_back(world: World) -> None:
     await world.call(store, "put", OPEN, "n1", {"kind": "note", "text": SECRET + "-open"})
     raw = await world.backend.raw_dump(world.place)
     assert b"4711-SECRET-open" in raw  # the tenant that does not encrypt
-    assert raw.count(b"4711") == 1 and b"12345678901234567890123" not in raw
+    assert raw.count(b"4711-SECRET") == 1 and b"12345678901234567890123" not in raw
     assert (await world.call(store, "get", ACME, "n1")).value == value
     found = await world.call(store, "search", ("tenants", "acme"))
     assert [i.value for i in found] == [value]
@@ -230,7 +230,7 @@ async def test_turning_encryption_on_and_rotating_seals_existing_data(world: Wor
         else asyncio.to_thread(rotate, store, world.encryption, "open")
     )
     assert report.sealed_from_clear == 1 and report.passes == 2
-    assert b"4711" not in await world.backend.raw_dump(world.place)
+    assert b"4711-SECRET" not in await world.backend.raw_dump(world.place)
     # The tenant's usage follows the new size (the Postgres trigger; Redis's replace script).
     stored = (await world.stored(OPEN))["n1"]
     if world.backend.kind == "postgres":  # value::text, measured as the trigger does
