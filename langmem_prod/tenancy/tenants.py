@@ -86,6 +86,8 @@ SETTINGS = (
     "burst",
 )
 AUDITABLE = ("get", "search", "list", "put", "delete")
+# Quotas are PostgreSQL bigints (and Redis integers); retention is at most 100 years.
+_COUNT_LIMITS = {"max_items": 2**63 - 1, "max_bytes": 2**63 - 1, "retention_days": 36_500}
 
 
 def check_tenant_id(value: object) -> str:
@@ -106,12 +108,12 @@ def check_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - set(SETTINGS)
     if unknown:
         raise ConfigurationError(f"unknown tenant settings {sorted(unknown)}; use {list(SETTINGS)}")
-    for name in ("max_items", "max_bytes", "retention_days"):
+    for name, most in _COUNT_LIMITS.items():
         value = overrides.get(name)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 0
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most
         ):
-            raise ConfigurationError(f"{name} must be an int >= 0 or None")
+            raise ConfigurationError(f"{name} must be an int from 0 to {most}, or None")
     if "isolation" in overrides and overrides["isolation"] not in get_args(Isolation):
         raise ConfigurationError(f"isolation must be one of {list(get_args(Isolation))}")
     for name in ("encryption", "audit", "index_sealed"):

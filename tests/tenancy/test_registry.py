@@ -105,6 +105,10 @@ async def test_errors_name_what_is_wrong(registry: tuple[TenantRegistry, str]) -
         await call(registry, "create", "x2", max_items_per_day=3)
     with pytest.raises(ConfigurationError, match="isolation must be one of"):
         await call(registry, "create", "x3", isolation="total")
+    with pytest.raises(ConfigurationError, match="max_items must be an int from 0 to"):
+        await call(registry, "create", "x4", max_items=2**63)  # past a bigint
+    with pytest.raises(ConfigurationError, match="retention_days must be an int from 0 to"):
+        await call(registry, "create", "x5", retention_days=10**9)
     assert [t.id for t in await call(registry, "list_tenants")] == ["acme"]  # nothing half-made
 
 
