@@ -181,7 +181,11 @@ def _calling_code(digits: str) -> str | None:
 
 
 def _nanp(digits: str) -> bool:
-    return len(digits) == 10 and digits[0] in "23456789" and digits[3] in "23456789"
+    """NANP: 10 digits, an area code not starting with 0 or 1.
+
+    Exchanges are not checked: "(555) 123-4567" is still written as a phone number.
+    """
+    return len(digits) == 10 and digits[0] in "23456789"
 
 
 def _international(run: _Run, a: int, b: int, skip: int) -> bool:

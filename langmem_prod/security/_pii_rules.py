@@ -3,10 +3,11 @@
 Rules:
 - each row is a pattern that finds candidates and a function that confirms them (as the
   candidate's span, or spans inside it); rows run in table order (see `Redactor.find`);
-- EMAIL: `local@domain.tld`, and the obfuscated forms `(at)`, `[at]`, `{at}`, `<at>`,
-  `(arobase)`, with `.`, `(dot)`, `[dot]`, ` dot `, `(point)`; a spelled-out ` at `
-  needs a spelled-out dot or a mail word before it, and a common top-level domain;
-  asset names such as `icon@2x.png` are not addresses;
+- EMAIL: `local@domain.tld`, and the obfuscated forms ` @ `, `(at)`, `[at]`, `{at}`,
+  `<at>`, `(arobase)`, with `.`, `(dot)`, `[dot]`, ` dot `, `(point)`; a spelled-out
+  ` at ` needs a spelled-out dot or a mail word before it, and a common top-level
+  domain; the local part is a single token (`john.smith`, not `john dot smith`); asset
+  names such as `icon@2x.png` are not addresses;
 - IBAN: a registry country code in any case, compact or grouped, with exactly that
   country's length, then its BBAN structure and mod 97 (`_pii_checks`);
 - CARD and PHONE: digit runs (`_pii_numbers`);
@@ -64,7 +65,7 @@ class Rule:
 _HS = r"[^\S\r\n]"  # horizontal space
 _LOCAL = re.compile(r"[\w.+-][\w.+'\u2019-]{0,63}\Z")
 _DOMAIN = re.compile(r"(?:[^\W_][\w-]{0,62}\.){1,8}([^\W\d_]{2,24})(?![\w-]|\.[^\W_])")
-_AT = re.compile(rf"(?i)[(\[{{<]{_HS}?(?:at|@|arobase){_HS}?[)\]}}>]|a(?<={_HS}a)t(?={_HS})")
+_AT = re.compile(rf"(?i)[(\[{{<]{_HS}?(?:at|@|arobase){_HS}?[)\]}}>]|a(?<={_HS}a)t(?={_HS})|@")
 _DOT_WORD = r"(?:dot|point|punkt)"
 _DOT = (
     rf"{_HS}{{0,3}}(?:\({_HS}?(?:{_DOT_WORD}|\.){_HS}?\)|\[{_HS}?(?:{_DOT_WORD}|\.){_HS}?\]"
@@ -109,6 +110,10 @@ def _obfuscated_emails(match: re.Match[str]) -> Iterator[Span]:
     tld = _DOT_SPLIT.split(domain.group(1))[-1].lower()
     if not tld.isalpha() or not 2 <= len(tld) <= 24 or tld in FILE_EXTENSIONS:
         return
+    if match.group() == "@" and not _SPELLED_DOT.search(domain.group(1)):
+        spaced = text[match.start() - 1 : match.start()].isspace() and domain.start(1) > match.end()
+        if not spaced:
+            return  # "a@b.c" is the plain rule's; "@john.doe" a handle; "ada @ b.c" ours
     if match.group().strip().lower() == "at":  # spelled out: "ada at example dot com"
         if local.group(1).lower() in _NOT_LOCAL or tld not in COMMON_TLDS:
             return

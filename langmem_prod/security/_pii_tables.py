@@ -105,7 +105,8 @@ PHONE_WORDS = _words(
     telefono teléfono telefoon telefone tlf fax fon mobile mobil mob móvil movil cell
     cellphone cellulare cel celular handy whatsapp sms text ring dial hotline numéro
     numero número nummer rufnummer portable joindre appeler appelez appelle llame
-    llámame llamar chiama chiamami chiamare bel anrufen rufen
+    llámame llamar chiama chiamami chiamare bel anrufen rufen telefonnummer handynummer
+    mobilnummer faxnummer festnetz festnetznummer phonenumber cellphone
     """
 )
 # Words that make a following number a reference, not PII.

@@ -2,19 +2,24 @@
 
 Rules:
 - the kinds are EMAIL, PHONE, SSN, CARD, IBAN and IP; each has one or more rows in
-  `RULES` (a pattern and a check, see `_pii_rules` for the formats and checks);
+  `RULES`, a pattern and a check (formats and checks: `_pii_rules`, `_pii_numbers`,
+  `_pii_checks`; reference data: `_pii_tables`; context words: `_pii_context`);
 - rules run in table order and findings never overlap: a span taken by one rule is not
   redacted again by a later one (an IBAN's digits are not also a phone number);
 - "mask" replaces a finding by `[KIND]`; "hash" by `[KIND:<12 hex>]`, an HMAC-SHA256
   under the tenant's secret, so equal values stay linkable without being readable;
-- values are redacted at any depth (every string, dict keys included; see `_pii_walk`);
-- messages are redacted in every field: text and content blocks, tool call arguments,
-  invalid tool calls, `additional_kwargs` (OpenAI `tool_calls` / `function_call`
-  argument strings redacted as JSON), `response_metadata`, `name`, a tool message's
-  artifact; the values of `type`, `id` and `tool_call_id` are kept at any depth, so
-  message types, block types and tool call / tool message pairing survive;
+- values are redacted at any depth, without recursion: every string, dict keys
+  included, integers of 9+ digits, JSON held in strings; a key is its value's context
+  (`{"ssn": "123456789"}`); see `_pii_walk`;
+- messages are redacted in every field (the fields of `model_dump`, so a field added to
+  a message class later is covered too): text and content blocks, tool call arguments,
+  invalid tool calls and tool call chunks, `additional_kwargs` (OpenAI `tool_calls` /
+  `function_call` argument strings redacted as JSON, and kept valid JSON),
+  `response_metadata`, `name`, a tool message's artifact; the values of `type`, `id` and
+  `tool_call_id` are kept at any depth, so message types, block types and tool call /
+  tool message pairing survive; base64 payloads (images) are kept;
 - not detected: names, postal addresses, dates of birth, national ids other than U.S.
-  SSNs, numbers split by letters or spelled out in words.
+  SSNs, numbers split by letters or spelled out in words, PII inside images or base64.
 """
 
 from __future__ import annotations
