@@ -5,7 +5,8 @@ Rules:
   it (words are runs of letters, compared in lower case): a phone word ("call", "Tel.",
   "Handy", "téléphone"...), an SSN word, a mail word, a reference word ("order",
   "invoice", "ISBN", "tracking"...) or a version word ("version", "build", "v"...);
-  "number", "no", "id"... right after a known word extend it ("tracking number");
+  "number", "no", "id"... right after a known word extend it ("tracking number"), and
+  "number" on its own is a phone word ("my number is ...");
 - a reference or version word vetoes a candidate only when it is close (16 characters
   or less between them): "order 48213 paid with 4111 1111 1111 1111" is still a card;
 - a token is glued to its neighbour when they touch (`a456`, `0199-B`, `v1.2.3.4`,
@@ -17,7 +18,9 @@ from __future__ import annotations
 import re
 
 from langmem_prod.security._pii_tables import (
+    CARD_WORDS,
     CONTACT_WORDS,
+    IDENTIFIER_WORDS,
     MAIL_WORDS,
     PHONE_WORDS,
     REFERENCE_WORDS,
@@ -41,6 +44,8 @@ def _word_kinds() -> dict[str, frozenset[str]]:
         ("ssn", SSN_WORDS),
         ("ref", REFERENCE_WORDS),
         ("version", VERSION_WORDS),
+        ("card", CARD_WORDS),
+        ("identifier", IDENTIFIER_WORDS),
     ):
         for word in words:
             kinds.setdefault(word, set()).add(kind)
@@ -49,6 +54,7 @@ def _word_kinds() -> dict[str, frozenset[str]]:
 
 _KINDS = _word_kinds()
 # Words that continue the known word just before them: "tracking number", "order no.".
+_PHONE_NUMBER = frozenset({"number", "numbers"})
 _CONTINUATIONS = frozenset(["number", "numbers", "no", "nr", "num", "id", "code"])
 
 
@@ -69,7 +75,11 @@ def context(text: str, start: int) -> tuple[frozenset[str], int]:
         kinds = _KINDS.get(lower)
         if kinds:
             found = kinds
-        elif not (found and lower in _CONTINUATIONS and word.start() - last <= 3):
+        elif found and lower in _CONTINUATIONS and word.start() - last <= 3:
+            pass  # "tracking number": still a reference
+        elif lower in _PHONE_NUMBER:
+            found = _KINDS["phone"]  # "my number is ...", on its own
+        else:
             continue
         gap, last = start - word.end(), word.end()
     return found, gap

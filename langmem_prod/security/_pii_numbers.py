@@ -7,12 +7,14 @@ Rules:
 - every window of consecutive units is tried, longest first, left to right, so a card
   followed by its expiry date, or two numbers in one list, are each found;
 - CARD: 13-19 digits, the first group of 4 digits or more and none of 1 digit, dotted
-  only as 4-4-4-4, a card network's prefix and length, Luhn;
+  only as 4-4-4-4, Luhn, and a card network's prefix and length (or, after a card word
+  such as "card" or "Visa", any prefix: airline and private-label cards);
 - PHONE: `+` or `00` then a country code and a national number of that country's
   length (NANP rules for +1; a `(0)` trunk is ignored); NANP `(415) 555-2671`,
   `1-800-555-0199`, `415.555.2671`; a trunk-0 national number in groups (10-12 digits,
   a 2-5 digit area code, no 1-digit last group: not an ISBN); after a phone word, also a
-  bare number or any grouping of 10-12 digits in groups of 2 or more;
+  bare number or any grouping of 10-12 digits in groups of 2 or more, and a trunk-0
+  number of 9 digits; never the 3-2-4 shape of an SSN;
 - a reference or version word just before a number vetoes it, `+` numbers excepted.
 """
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from langmem_prod.security._pii_checks import card_valid
+from langmem_prod.security._pii_checks import card_network_ok, luhn
 from langmem_prod.security._pii_context import (
     NOT_PII,
     VETO_CHARS,
@@ -79,6 +81,10 @@ class _Run:
     def phone_word(self, token: int) -> bool:
         """Whether a phone word is the nearest known word before `token`."""
         return "phone" in self.context(token)[0]
+
+    def card_word(self, token: int) -> bool:
+        """Whether a card word ("card", "Visa", "Karte"...) is the nearest before `token`."""
+        return "card" in self.context(token)[0]
 
     def sep(self, token: int) -> str:
         """The separator before `token`."""
@@ -141,7 +147,7 @@ def _windows(
 
 
 def _card_start(run: _Run, a: int) -> bool:
-    return len(run.digits[a]) >= 4 and run.digits[a][0] in "234569"
+    return len(run.digits[a]) >= 4
 
 
 def _card_ok(run: _Run, a: int, b: int) -> bool:
@@ -151,7 +157,10 @@ def _card_ok(run: _Run, a: int, b: int) -> bool:
     seps = {run.sep(k) for k in range(a + 1, b)}
     if "." in seps and (seps != {"."} or set(sizes) != {4}):
         return False  # dotted numbers are versions and amounts, unless 4-4-4-4
-    return card_valid("".join(run.digits[a:b])) and not run.vetoed(a)
+    digits = "".join(run.digits[a:b])
+    if not luhn(digits) or run.vetoed(a):
+        return False
+    return card_network_ok(digits) or run.card_word(a)
 
 
 def _digit_count(match: re.Match[str]) -> int:
@@ -227,6 +236,8 @@ def _phone_ok(run: _Run, a: int, b: int) -> bool:
     if first.startswith(("+", "(+")):
         return _international(run, a, b, 0)
     sizes = [len(d) for d in run.digits[a:b]]
+    if sizes == [3, 2, 4]:
+        return False  # the shape of an SSN (valid or not), never of a phone number
     if digits.startswith("00") and not first.startswith("("):
         shaped = _international(run, a, b, 2)
         bare = b - a == 1
@@ -238,9 +249,7 @@ def _phone_ok(run: _Run, a: int, b: int) -> bool:
         if not shaped and 9 <= len(digits) <= 12 and min(sizes) >= 2:
             shaped = bare = True  # 9 digits, or an unusual grouping: with a phone word
     else:
-        shaped = 10 <= len(digits) <= 12 and min(sizes) >= 2
-        shaped = shaped and (b - a > 1 or _nanp(digits) or digits.startswith("0"))
-        bare = True
+        shaped, bare = 10 <= len(digits) <= 12 and min(sizes) >= 2, True
     if not shaped or run.vetoed(a):
         return False
     return not bare or run.phone_word(a)

@@ -128,7 +128,21 @@ VERSION_WORDS = _words(
 # Words that make a bare 9-digit number an SSN ("SS#", "social security", "soc. sec.").
 SSN_WORDS = _words(
     """
-    ssn ssns ss social sociale soc sozialversicherungsnummer
+    ssn ssns ss social security sociale soc sozialversicherungsnummer
+    """
+)
+# Words after which a number is some other identifier: neither vetoed nor a phone
+# ("account number 4155552671" is not a phone number, but no reason to doubt a card).
+IDENTIFIER_WORDS = _words(
+    """
+    account acct konto kontonummer compte cuenta conto customer client member employee
+    patient mrn passport license licence tax identifier
+    """
+)
+# Words that make a Luhn-valid number a card number whatever its issuer prefix.
+CARD_WORDS = _words(
+    """
+    card cards carte cartes karte kreditkarte tarjeta carta visa mastercard amex pan
     """
 )
 # Words that make "name at host.com" an address.
