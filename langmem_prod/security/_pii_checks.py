@@ -1,7 +1,8 @@
 """The checks that confirm a candidate: check digits, registries, assignment rules.
 
 Rules:
-- a card number passes Luhn and has a card network's prefix and length;
+- a card number passes Luhn and has a card network's prefix and length (the prefix is
+  waived after a card word, see `_pii_numbers`);
 - an IBAN has a registry country, two check digits, that country's BBAN structure and
   length, and passes ISO 7064 mod 97-10 (spaces and case do not matter);
 - an SSN's area is not 000, 666 or 900-999, its group not 00, its serial not 0000, and
@@ -53,15 +54,6 @@ def card_network_ok(digits: str) -> bool:
         first <= digits[: len(first)] <= last and len(digits) in lengths
         for first, last, lengths in _NETWORKS_BY_DIGIT.get(digits[:1], ())
     )
-
-
-def card_valid(digits: str) -> bool:
-    """Whether a string of digits is a card number (network and Luhn).
-
-    >>> card_valid("378282246310005"), card_valid("4006381333931")
-    (True, False)
-    """
-    return card_network_ok(digits) and luhn(digits)
 
 
 _BBAN_PIECE = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]"}
