@@ -56,6 +56,8 @@ KINDS: tuple[str, ...] = tuple(dict.fromkeys(rule.kind for rule in RULES))
 MESSAGE_KEPT_KEYS = frozenset({"type", "id", "tool_call_id"})
 _HINT = re.compile(r"\d|(?i:at)")  # what a key's context can change a finding about
 _ANY_HINT = re.compile(r"\d|@|(?i:at|arobase)")  # every rule's hint
+# Keys that say nothing about their value ("text" is also a phone word: "text me at").
+_PLAIN_KEYS = frozenset({"", "text", "content", "value", "data", "body", "message", "note"})
 _KEY_WORDS = re.compile(r"(?<=[a-z])(?=[A-Z])|[_\-.]+")
 
 
@@ -153,9 +155,10 @@ class Redactor:
 
     def _redact_in(self, text: str, context: str) -> str:
         """`text` redacted as if it followed `context` (a JSON key: "phone", "ssn"...)."""
-        if not context or not _HINT.search(text):
+        words = _KEY_WORDS.sub(" ", context)[-40:]
+        if words.lower() in _PLAIN_KEYS or not _HINT.search(text):
             return self.redact(text)
-        prefix = _KEY_WORDS.sub(" ", context)[-40:] + ": "
+        prefix = words + ": "
         findings = [f for f in self.find(prefix + text) if f.start >= len(prefix)]
         return self._redact(text, findings, shift=len(prefix))
 
