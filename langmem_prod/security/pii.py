@@ -1,134 +1,64 @@
 """PII redaction before anything is stored: what counts as PII is a table of rules.
 
 Rules:
-- each kind has a pattern that finds candidates and, where one exists, a check that
-  confirms them: card numbers must pass Luhn, IBANs the ISO 7064 mod-97 check with their
-  country's length, US SSNs the SSA's area/group/serial rules, IP addresses the
-  `ipaddress` parser; phone numbers need 10-15 digits (international `+` or NANP);
-- kinds run in table order and never overlap: a span taken by one is not redacted again;
+- the kinds are EMAIL, PHONE, SSN, CARD, IBAN and IP; each has one or more rows in
+  `RULES`, a pattern and a check (formats and checks: `_pii_rules`, `_pii_numbers`,
+  `_pii_checks`; reference data: `_pii_tables`; context words: `_pii_context`);
+- rules run in table order and findings never overlap: a span taken by one rule is not
+  redacted again by a later one (an IBAN's digits are not also a phone number);
 - "mask" replaces a finding by `[KIND]`; "hash" by `[KIND:<12 hex>]`, an HMAC-SHA256
   under the tenant's secret, so equal values stay linkable without being readable;
-- values are redacted recursively (every string in a JSON value, keys kept), messages in
-  their text content and text blocks.
+- values are redacted at any depth, without recursion: every string, dict keys
+  included, integers of 9+ digits, JSON held in strings; a key is its value's context
+  (`{"ssn": "123456789"}`); see `_pii_walk`;
+- messages are redacted in every field (the fields of `model_dump`, so a field added to
+  a message class later is covered too): text and content blocks, tool call arguments,
+  invalid tool calls and tool call chunks, `additional_kwargs` (OpenAI `tool_calls` /
+  `function_call` argument strings redacted as JSON, and kept valid JSON),
+  `response_metadata`, `name`, a tool message's artifact; the values of `type`, `id` and
+  `tool_call_id` are kept at any depth, so message types, block types and tool call /
+  tool message pairing survive; base64 payloads (images) are kept;
+- not detected: names, postal addresses, dates of birth, national ids other than U.S.
+  SSNs, numbers split by letters or spelled out in words, PII inside images or base64.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
 from langmem_prod.errors import ConfigurationError
+from langmem_prod.security._pii_checks import iban_valid, ip_valid, luhn, ssn_valid
+from langmem_prod.security._pii_rules import RULES, Rule
+from langmem_prod.security._pii_walk import redact_tree
+
+__all__ = [
+    "KINDS",
+    "RULES",
+    "Finding",
+    "Redactor",
+    "Rule",
+    "iban_valid",
+    "ip_valid",
+    "luhn",
+    "ssn_valid",
+]
 
 Mode = Literal["mask", "hash"]
-
-
-def luhn(digits: str) -> bool:
-    """Whether a string of digits passes the Luhn check.
-
-    >>> luhn("4111111111111111"), luhn("4111111111111112")
-    (True, False)
-    """
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AT": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28,
-    "CZ": 24, "DE": 22, "DK": 18, "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GI": 23,
-    "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "LI": 21, "LT": 20,
-    "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18, "NO": 15, "PL": 28, "PT": 25, "RO": 24,
-    "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TR": 26,
-}  # fmt: skip
-
-
-def iban_valid(text: str) -> bool:
-    """Whether `text` (spaces allowed) is an IBAN of the right length with valid checksum.
-
-    >>> iban_valid("GB82 WEST 1234 5698 7654 32"), iban_valid("GB82 WEST 1234 5698 7654 33")
-    (True, False)
-    """
-    iban = text.replace(" ", "").upper()
-    if _IBAN_LENGTHS.get(iban[:2]) != len(iban):
-        return False
-    moved = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
-
-
-def ssn_valid(text: str) -> bool:
-    """Whether a 9-digit SSN (dashes allowed) follows the SSA's assignment rules."""
-    digits = text.replace("-", "").replace(" ", "")
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
-
-
-def ip_valid(text: str) -> bool:
-    """Whether `text` is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _digits_between(low: int, high: int) -> Callable[[str], bool]:
-    def check(text: str) -> bool:
-        return low <= sum(ch.isdigit() for ch in text) <= high
-
-    return check
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A kind of PII: where candidates are, and what confirms one."""
-
-    kind: str
-    pattern: re.Pattern[str]
-    check: Callable[[str], bool] | None = None
-
-
-RULES: tuple[Rule, ...] = (
-    Rule("EMAIL", re.compile(r"\b[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
-    Rule(
-        "IBAN",
-        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
-        iban_valid,
-    ),
-    Rule(
-        "CARD",
-        re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
-        lambda text: luhn(re.sub(r"\D", "", text)),
-    ),
-    Rule("SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), ssn_valid),
-    Rule(
-        "IP",
-        re.compile(
-            r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|"
-            r"(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f]{0,4}|"
-            r"(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f:]{0,30})(?![\w.:])"
-        ),
-        ip_valid,
-    ),
-    Rule(
-        "PHONE",
-        re.compile(
-            r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-            r"|(?<!\d)(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4})(?!\d)"
-        ),
-        _digits_between(10, 15),
-    ),
-)
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(rule.kind for rule in RULES))
+MESSAGE_KEPT_KEYS = frozenset({"type", "id", "tool_call_id"})
+_HINT = re.compile(r"\d|(?i:at)")  # what a key's context can change a finding about
+_ANY_HINT = re.compile(r"\d|@|(?i:at|arobase)")  # every rule's hint
+# Keys that say nothing about their value ("text" is also a phone word: "text me at").
+_PLAIN_KEYS = frozenset({"", "text", "content", "value", "data", "body", "message", "note"})
+_KEY_WORDS = re.compile(r"(?<=[a-z])(?=[A-Z])|[_\-.]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +77,15 @@ class Redactor:
         >>> redactor = Redactor()
         >>> redactor.redact("Mail ada@example.com or call +44 20 7946 0958.")
         'Mail [EMAIL] or call [PHONE].'
+        >>> redactor.redact("Tel. 030 12345678, IBAN de89 3704 0044 0532 0130 00, from ::1.")
+        'Tel. [PHONE], IBAN [IBAN], from [IP].'
+        >>> redactor.redact_value({"ssn": "123456789", "ada@example.com": [4111111111111111]})
+        {'ssn': '[SSN]', '[EMAIL]': ['[CARD]']}
         >>> Redactor(mode="hash", secret=b"tenant secret").redact("ada@example.com")[:7]
         '[EMAIL:'
 
     Args:
-        kinds: the kinds to redact (default: all of `RULES`).
+        kinds: the kinds to redact (default: all of `KINDS`).
         mode: "mask" or "hash".
         secret: the HMAC key of "hash" mode (per tenant).
     """
@@ -159,7 +93,7 @@ class Redactor:
     def __init__(
         self, kinds: Iterable[str] | None = None, *, mode: Mode = "mask", secret: bytes = b""
     ) -> None:
-        known = {rule.kind for rule in RULES}
+        known = set(KINDS)
         wanted = set(kinds) if kinds is not None else known
         if wanted - known:
             raise ConfigurationError(
@@ -169,21 +103,33 @@ class Redactor:
             raise ConfigurationError("mode must be 'mask' or 'hash'")
         if mode == "hash" and not secret:
             raise ConfigurationError("hash mode needs a secret (per tenant) for the HMAC")
-        self.rules = tuple(rule for rule in RULES if rule.kind in wanted)
+        self.rules: tuple[Rule, ...] = tuple(rule for rule in RULES if rule.kind in wanted)
         self.mode = mode
         self._secret = secret
 
     def find(self, text: str) -> list[Finding]:
-        """Every piece of PII in `text`, in order, without overlaps."""
+        """Every piece of PII in `text`, in order, without overlaps.
+
+        >>> [(f.kind, f.start, f.end) for f in Redactor().find("SSN 123-45-6789")]
+        [('SSN', 4, 15)]
+        """
+        if not _ANY_HINT.search(text):
+            return []
+        hints: dict[re.Pattern[str], bool] = {}
+        starts: list[int] = []
         taken: list[Finding] = []
         for rule in self.rules:
-            for match in rule.pattern.finditer(text):
-                start, end = match.span()
-                if any(f.start < end and start < f.end for f in taken):
-                    continue
-                if rule.check is None or rule.check(match.group()):
-                    taken.append(Finding(rule.kind, start, end))
-        return sorted(taken, key=lambda f: f.start)
+            if rule.hint not in hints:
+                hints[rule.hint] = rule.hint.search(text) is not None
+            if not hints[rule.hint]:
+                continue
+            for start, end in rule.spans(text):
+                i = bisect_right(starts, start)
+                if (i and taken[i - 1].end > start) or (i < len(taken) and taken[i].start < end):
+                    continue  # overlaps a finding of an earlier rule
+                starts.insert(i, start)
+                taken.insert(i, Finding(rule.kind, start, end))
+        return taken
 
     def _replacement(self, kind: str, value: str) -> str:
         if self.mode == "mask":
@@ -191,39 +137,48 @@ class Redactor:
         digest = hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()[:12]
         return f"[{kind}:{digest}]"
 
-    def redact(self, text: str) -> str:
-        """`text` with every piece of PII replaced."""
+    def _redact(self, text: str, findings: Iterable[Finding], shift: int = 0) -> str:
         out, last = [], 0
-        for finding in self.find(text):
-            out += [
-                text[last : finding.start],
-                self._replacement(finding.kind, text[finding.start : finding.end]),
-            ]
-            last = finding.end
+        for finding in findings:
+            start, end = finding.start - shift, finding.end - shift
+            out += [text[last:start], self._replacement(finding.kind, text[start:end])]
+            last = end
         return "".join(out) + text[last:]
 
-    def redact_value(self, value: Any) -> Any:
-        """A JSON value with every string redacted (dict keys kept)."""
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, dict):
-            return {k: self.redact_value(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.redact_value(v) for v in value]
-        return value
+    def redact(self, text: str) -> str:
+        """`text` with every piece of PII replaced.
 
-    def _redact_block(self, block: Any) -> Any:
-        if isinstance(block, str):
-            return self.redact(block)
-        if isinstance(block, dict) and isinstance(block.get("text"), str):
-            return {**block, "text": self.redact(block["text"])}
-        return block  # images, tool references: no text to redact
+        >>> Redactor().redact("SSN 123-45-6789, card 4111 1111 1111 1111")
+        'SSN [SSN], card [CARD]'
+        """
+        return self._redact(text, self.find(text))
+
+    def _redact_in(self, text: str, context: str) -> str:
+        """`text` redacted as if it followed `context` (a JSON key: "phone", "ssn"...)."""
+        words = _KEY_WORDS.sub(" ", context)[-40:]
+        if words.lower() in _PLAIN_KEYS or not _HINT.search(text):
+            return self.redact(text)
+        prefix = words + ": "
+        findings = [f for f in self.find(prefix + text) if f.start >= len(prefix)]
+        return self._redact(text, findings, shift=len(prefix))
+
+    def redact_value(self, value: Any) -> Any:
+        """A copy of a JSON value with PII redacted at any depth, dict keys included.
+
+        >>> Redactor().redact_value({"notes": [{"from": "10.0.0.1"}], "n": 7})
+        {'notes': [{'from': '[IP]'}], 'n': 7}
+        """
+        return redact_tree(value, self._redact_in)
 
     def redact_message(self, message: BaseMessage) -> BaseMessage:
-        """A copy of `message` with its text content and text blocks redacted."""
-        content = message.content
-        if isinstance(content, str):
-            new_content: Any = self.redact(content)
-        else:
-            new_content = [self._redact_block(block) for block in content]
-        return message.model_copy(update={"content": new_content})
+        """A copy of `message` with PII redacted in every field (ids and types kept).
+
+        >>> from langchain_core.messages import AIMessage
+        >>> call = {"name": "mail", "args": {"to": "ada@example.com"}, "id": "c1"}
+        >>> message = AIMessage("", id="m1", tool_calls=[call])
+        >>> redacted = Redactor().redact_message(message)
+        >>> redacted.tool_calls[0]["args"], redacted.tool_calls[0]["id"], redacted.id
+        ({'to': '[EMAIL]'}, 'c1', 'm1')
+        """
+        fields = redact_tree(message.model_dump(), self._redact_in, keep=MESSAGE_KEPT_KEYS)
+        return message.model_copy(update=fields)

@@ -40,7 +40,7 @@ CASES = [
     ("DE8937040044053201300 is a digit short", []),
     # IP addresses
     ("from 192.168.1.20 and 10.0.0.1", ["IP", "IP"]),
-    ("v6 2001:db8::8a2e:370:7334 and ::1 loopback", ["IP"]),
+    ("v6 2001:db8::8a2e:370:7334 and ::1 loopback", ["IP", "IP"]),
     ("999.1.1.1 is not an address", []),
     ("the time was 12:30:45 today", []),
     # mixed
