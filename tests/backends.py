@@ -158,6 +158,16 @@ class Backend:
                 ).fetchall():
                     cur = await conn.execute(f'SELECT t::text FROM "{place}"."{table}" t')
                     dump += "\n".join(row[0] for row in await cur.fetchall()).encode()
+                # Row text shows bytea as hex: add those columns' bytes as they are.
+                for table, column in await (
+                    await conn.execute(
+                        "SELECT table_name, column_name FROM information_schema.columns "
+                        "WHERE table_schema = %s AND data_type = 'bytea'",
+                        (place,),
+                    )
+                ).fetchall():
+                    cur = await conn.execute(f'SELECT "{column}" FROM "{place}"."{table}"')
+                    dump += b"\n".join(bytes(row[0] or b"") for row in await cur.fetchall())
                 return dump
         return await asyncio.to_thread(self._redis_dump, place)
 
