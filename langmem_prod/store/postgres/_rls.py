@@ -4,13 +4,26 @@ Rules:
 - a row's tenant is the second label of a namespace under "tenants" (prefix text
   "tenants.<id>..."), and "" for every other namespace; chat histories store theirs in
   `tenant_id` ("" when none). The SQL in `TENANT_OF_PREFIX` and `tenant_of` agree;
+- a binding in `{s}.tenant_roles` names its role by OID (the name is a label), so renaming
+  a role keeps its binding and a dropped role's binding matches no role created later;
+- a role *acts as* another when it is that role, or can use its privileges or SET ROLE to
+  it (PostgreSQL 16+: USAGE, SET or ADMIN OPTION; up to 15: any membership), directly or
+  through a chain; the caller is *bound* when its current role or its session role acts as
+  a bound role, and its tenants are those of the bound roles its current role acts as
+  (privileges follow `current_user`, so tenants do too; the session only takes trust away);
 - `{s}.current_tenant()` is `langmem.tenant` as set for the transaction (NULL when unset or
-  empty); for a role bound to tenants in `{s}.tenant_roles` it is the setting only when it
-  names one of the role's tenants (else NULL), or the role's only tenant when unset, so a
-  tenant-scoped role cannot widen its view with `SET langmem.tenant`;
+  empty) for an unbound caller; for a bound one it is the setting only when it names one of
+  its tenants (else NULL), or its only tenant when unset, so no `SET`, `SET ROLE` or
+  SECURITY DEFINER function widens a bound session's view;
 - `{s}.visible_tenant()` is what the policies compare rows with: `current_tenant()`, or ""
-  (the rows outside any tenant) for a role bound to no tenant when none is set; NULL
-  matches no row, so a bound role never sees rows outside its tenants;
+  (the rows outside any tenant) for an unbound caller when none is set; NULL matches no
+  row, so a bound caller never sees rows outside its tenants;
+- both functions run with `search_path = pg_catalog, pg_temp` and name every operator
+  with its schema (`OPERATOR(pg_catalog.=)`): a SQL function's body is parsed with the
+  caller's settings, so a role that can CREATE in some schema could otherwise shadow `=`
+  or `pg_has_role` with its own. They reach bindings through the caller's memberships
+  (`pg_auth_members`, then the primary key), so their cost does not grow with the number
+  of bound roles;
 - RLS is enabled, not forced: the tables' owner (the service role that ran `setup()`),
   superusers and BYPASSRLS roles see every row; everyone else goes through the policies;
 - the store sets the tenant with `set_config(..., true)` in the same transaction as the
@@ -49,6 +62,70 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
     (SELECT FROM {s}.tenant_roles r WHERE r.role = current_user) THEN '' END)
 $fn$
 """
+
+# Who may act as a role: PostgreSQL 16 split membership into USAGE (inherit), SET and ADMIN;
+# up to 15 every member could SET ROLE. Decided when evaluated, so pg_upgrade keeps it right.
+ACTS_MODE = (
+    "CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 "
+    "OPERATOR(pg_catalog.>=) 160000 THEN 'USAGE, SET, MEMBER WITH ADMIN OPTION' "
+    "ELSE 'MEMBER' END"
+)
+
+# Bindings of every role the current or the session role is a member of (all edges of
+# pg_auth_members, by its member index), then by the primary key; `tenants` keeps those the
+# current role acts as. RLS on tenant_roles (for everyone but its owner) also drops the
+# rows neither role acts as.
+_CALLER = f"""
+  (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS bound,
+          pg_catalog.array_agg(DISTINCT r.tenant_id) FILTER (
+            WHERE pg_catalog.pg_has_role(current_user, r.role_oid, m.mode)) AS tenants
+   FROM {{s}}.tenant_roles AS r,
+        (SELECT {ACTS_MODE} AS mode) AS m
+   WHERE r.role_oid OPERATOR(pg_catalog.=) ANY (ARRAY(
+     WITH RECURSIVE reach(oid) AS (
+         SELECT pg_catalog.quote_ident(u.name)::pg_catalog.regrole::pg_catalog.oid
+         FROM (VALUES (current_user), (session_user)) AS u(name)
+       UNION
+         SELECT a.roleid FROM pg_catalog.pg_auth_members AS a
+         JOIN reach ON a.member OPERATOR(pg_catalog.=) reach.oid)
+     SELECT reach.oid FROM reach))) AS b"""
+_SETTING = """
+  (SELECT CASE WHEN v.v OPERATOR(pg_catalog.<>) '' THEN v.v END AS t
+   FROM (SELECT pg_catalog.current_setting('langmem.tenant', true) AS v) AS v) AS s"""
+_TENANT_FUNCTION = """
+CREATE OR REPLACE FUNCTION {{s}}.{name}() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT CASE
+    WHEN NOT b.bound THEN {unbound}
+    WHEN s.t IS NULL THEN CASE
+      WHEN pg_catalog.cardinality(b.tenants) OPERATOR(pg_catalog.=) 1 THEN b.tenants[1] END
+    WHEN s.t OPERATOR(pg_catalog.=) ANY (b.tenants) THEN s.t
+  END
+  FROM {setting},{caller}
+$fn$
+"""
+_READ_BINDINGS = f"""CREATE POLICY reachable_bindings ON {{s}}.tenant_roles FOR SELECT USING (
+    pg_catalog.pg_has_role(current_user, role_oid, (SELECT {ACTS_MODE}))
+    OR pg_catalog.pg_has_role(session_user, role_oid, (SELECT {ACTS_MODE})))"""
+
+# Migration 2 of the "rls" track: bindings by OID that follow role membership; pinned,
+# schema-qualified policy functions (replaced in place: the policies keep calling them).
+RLS_MEMBERSHIP_STATEMENTS: tuple[str, ...] = (
+    "ALTER TABLE {s}.tenant_roles ADD COLUMN role_oid oid",
+    "UPDATE {s}.tenant_roles AS t SET role_oid = r.oid FROM pg_catalog.pg_roles AS r "
+    "WHERE r.rolname = t.role",
+    # Bindings of roles dropped before this migration bind nothing any more.
+    "DELETE FROM {s}.tenant_roles WHERE role_oid IS NULL",
+    "ALTER TABLE {s}.tenant_roles ALTER COLUMN role_oid SET NOT NULL, "
+    "DROP CONSTRAINT tenant_roles_pkey, ADD PRIMARY KEY (role_oid, tenant_id)",
+    "DROP POLICY own_bindings ON {s}.tenant_roles",
+    _READ_BINDINGS,
+    _TENANT_FUNCTION.format(name="current_tenant", unbound="s.t", setting=_SETTING, caller=_CALLER),
+    _TENANT_FUNCTION.format(
+        name="visible_tenant", unbound="coalesce(s.t, '')", setting=_SETTING, caller=_CALLER
+    ),
+)
 
 # The "rls" migration track: shared by the store and the chat histories, applied first.
 RLS_TRACK_STATEMENTS: tuple[str, ...] = (
