@@ -23,6 +23,13 @@ from psycopg_pool import ConnectionPool
 from langmem_prod import PostgresChatMessageHistory, PostgresStore
 from langmem_prod.compliance import PostgresAuditLog
 from langmem_prod.errors import ConfigurationError
+from langmem_prod.store.postgres._schema import (
+    _MIGRATIONS_TABLE,
+    CORE_MIGRATIONS,
+    RLS_MIGRATIONS,
+    pending,
+)
+from langmem_prod.store.postgres._sql import Statement, render
 from langmem_prod.tenancy import PostgresTenantRegistry, grant_tenant_role
 from tests.conftest import PgServer
 
@@ -352,6 +359,42 @@ def test_a_binding_follows_its_role_not_its_name(world: World) -> None:
             f"SELECT tenant_id FROM {world.s}.tenant_roles WHERE role = %s", (dropped,)
         ).fetchall()
     assert rows == [("globex",)]
+
+
+def test_upgrade_binds_by_oid_and_forgets_dropped_roles(
+    pg: PgServer, schema: str, roles: Roles
+) -> None:
+    """A schema of the first "rls" migration, with a binding and a dropped role's binding."""
+    bound = roles.make("bound")
+    s = _ident(schema)
+    with psycopg.connect(pg.url, autocommit=True) as conn, conn.transaction():
+        for statement in [
+            Statement(f"CREATE SCHEMA {s}"),
+            Statement(render(_MIGRATIONS_TABLE, schema)),
+            *pending("rls", RLS_MIGRATIONS[:1], 0, schema, None),
+            *pending("core", CORE_MIGRATIONS[:3], 0, schema, None),
+        ]:
+            conn.execute(statement.sql, statement.params)
+        conn.execute(
+            f"INSERT INTO {s}.tenant_roles VALUES (%s, 'acme'), ('lm_rlsatk_gone', 'globex')",
+            (bound,),
+        )
+        conn.execute(f"GRANT USAGE ON SCHEMA {s} TO {_ident(bound)}")
+        conn.execute(f"GRANT SELECT, INSERT ON {s}.items, {s}.namespaces TO {_ident(bound)}")
+    with PostgresStore.from_conn_string(pg.url, schema=schema) as store:
+        for tenant in ("acme", "globex"):
+            store.put(("tenants", tenant, "notes"), "n1", {"v": tenant})
+        store.setup()
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        rows = conn.execute(
+            f"SELECT role, role_oid::regrole::text, tenant_id FROM {s}.tenant_roles"
+        )
+        assert rows.fetchall() == [(bound, bound, "acme")]
+    PostgresChatMessageHistory("setup", pg.url, schema=schema).setup()
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute(f"GRANT SELECT ON {s}.chat_messages TO {_ident(bound)}")
+    with _connect(pg.url, bound) as conn:
+        _assert_confined(conn, schema, "acme")
 
 
 def test_every_function_pins_its_search_path(world: World) -> None:

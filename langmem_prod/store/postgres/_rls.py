@@ -18,12 +18,13 @@ Rules:
 - `{s}.visible_tenant()` is what the policies compare rows with: `current_tenant()`, or ""
   (the rows outside any tenant) for an unbound caller when none is set; NULL matches no
   row, so a bound caller never sees rows outside its tenants;
-- both functions run with `search_path = pg_catalog, pg_temp` and name every operator
-  with its schema (`OPERATOR(pg_catalog.=)`): a SQL function's body is parsed with the
-  caller's settings, so a role that can CREATE in some schema could otherwise shadow `=`
-  or `pg_has_role` with its own. They reach bindings through the caller's memberships
+- both functions run with `search_path = pg_catalog, pg_temp` and name every function
+  and operator with its schema (`OPERATOR(pg_catalog.=)`): a function's body is parsed
+  with the caller's settings, so a role that can CREATE in some schema could otherwise
+  shadow `=` or `pg_has_role` with its own (a policy's own expression is resolved once,
+  when it is created). They reach bindings through the caller's memberships
   (`pg_auth_members`, then the primary key), so their cost does not grow with the number
-  of bound roles;
+  of bound roles; they are plpgsql with generic plans, prepared once per session;
 - RLS is enabled, not forced: the tables' owner (the service role that ran `setup()`),
   superusers and BYPASSRLS roles see every row; everyone else goes through the policies;
 - the store sets the tenant with `set_config(..., true)` in the same transaction as the
@@ -71,38 +72,57 @@ ACTS_MODE = (
     "ELSE 'MEMBER' END"
 )
 
-# Bindings of every role the current or the session role is a member of (all edges of
-# pg_auth_members, by its member index), then by the primary key; `tenants` keeps those the
-# current role acts as. RLS on tenant_roles (for everyone but its owner) also drops the
-# rows neither role acts as.
-_CALLER = f"""
-  (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 AS bound,
-          pg_catalog.array_agg(DISTINCT r.tenant_id) FILTER (
-            WHERE pg_catalog.pg_has_role(current_user, r.role_oid, m.mode)) AS tenants
-   FROM {{s}}.tenant_roles AS r,
-        (SELECT {ACTS_MODE} AS mode) AS m
-   WHERE r.role_oid OPERATOR(pg_catalog.=) ANY (ARRAY(
-     WITH RECURSIVE reach(oid) AS (
-         SELECT pg_catalog.quote_ident(u.name)::pg_catalog.regrole::pg_catalog.oid
-         FROM (VALUES (current_user), (session_user)) AS u(name)
-       UNION
-         SELECT a.roleid FROM pg_catalog.pg_auth_members AS a
-         JOIN reach ON a.member OPERATOR(pg_catalog.=) reach.oid)
-     SELECT reach.oid FROM reach))) AS b"""
-_SETTING = """
-  (SELECT CASE WHEN v.v OPERATOR(pg_catalog.<>) '' THEN v.v END AS t
-   FROM (SELECT pg_catalog.current_setting('langmem.tenant', true) AS v) AS v) AS s"""
-_TENANT_FUNCTION = """
-CREATE OR REPLACE FUNCTION {{s}}.{name}() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp AS $fn$
-  SELECT CASE
-    WHEN NOT b.bound THEN {unbound}
-    WHEN s.t IS NULL THEN CASE
-      WHEN pg_catalog.cardinality(b.tenants) OPERATOR(pg_catalog.=) 1 THEN b.tenants[1] END
-    WHEN s.t OPERATOR(pg_catalog.=) ANY (b.tenants) THEN s.t
-  END
-  FROM {setting},{caller}
+# One body for both functions: plpgsql, whose plans are prepared once per session (a SQL
+# function's body is planned again on every call before PostgreSQL 18), and kept generic
+# (planning a custom plan per call would cost more than the lookup itself). `reach`: the
+# current and the session role, and every role either is a member of (all edges of
+# pg_auth_members; the recursion only runs for a caller with memberships). Over the
+# bindings of those roles (by the primary key; RLS on tenant_roles also drops the rows
+# neither role acts as): is the caller bound, and of the tenants its current role acts
+# as, the least, the greatest, and whether the one set is among them.
+_TENANT_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {{{{s}}}}.{{name}}() RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+  t text := pg_catalog.current_setting('langmem.tenant', true);
+  me oid := pg_catalog.quote_ident(current_user)::pg_catalog.regrole;
+  ses oid := pg_catalog.quote_ident(session_user)::pg_catalog.regrole;
+  mode text := {ACTS_MODE};
+  reach oid[] := ARRAY[me, ses];
+  bound boolean;
+  lo text;
+  hi text;
+  has boolean;
+BEGIN
+  IF t OPERATOR(pg_catalog.=) '' THEN
+    t := NULL;
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_auth_members AS e
+             WHERE e.member OPERATOR(pg_catalog.=) ANY (reach)) THEN
+    reach := ARRAY(
+      WITH RECURSIVE up(oid) AS (
+          SELECT u.oid FROM pg_catalog.unnest(reach) AS u(oid)
+        UNION
+          SELECT e.roleid FROM pg_catalog.pg_auth_members AS e
+          JOIN up ON e.member OPERATOR(pg_catalog.=) up.oid)
+      SELECT up.oid FROM up);
+  END IF;
+  SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0,
+      pg_catalog.min(a.tenant_id) FILTER (WHERE a.acts),
+      pg_catalog.max(a.tenant_id) FILTER (WHERE a.acts),
+      pg_catalog.bool_or(a.tenant_id OPERATOR(pg_catalog.=) t) FILTER (WHERE a.acts)
+    INTO bound, lo, hi, has
+    FROM (SELECT b.tenant_id, pg_catalog.pg_has_role(current_user, b.role_oid, mode) AS acts
+          FROM {{{{s}}}}.tenant_roles AS b
+          WHERE b.role_oid OPERATOR(pg_catalog.=) ANY (reach)) AS a;
+  IF NOT bound THEN
+    RETURN {{unbound}};
+  ELSIF t IS NULL THEN
+    RETURN CASE WHEN lo OPERATOR(pg_catalog.=) hi THEN lo END;
+  END IF;
+  RETURN CASE WHEN has THEN t END;
+END
 $fn$
 """
 _READ_BINDINGS = f"""CREATE POLICY reachable_bindings ON {{s}}.tenant_roles FOR SELECT USING (
@@ -121,10 +141,8 @@ RLS_MEMBERSHIP_STATEMENTS: tuple[str, ...] = (
     "DROP CONSTRAINT tenant_roles_pkey, ADD PRIMARY KEY (role_oid, tenant_id)",
     "DROP POLICY own_bindings ON {s}.tenant_roles",
     _READ_BINDINGS,
-    _TENANT_FUNCTION.format(name="current_tenant", unbound="s.t", setting=_SETTING, caller=_CALLER),
-    _TENANT_FUNCTION.format(
-        name="visible_tenant", unbound="coalesce(s.t, '')", setting=_SETTING, caller=_CALLER
-    ),
+    _TENANT_FUNCTION.format(name="current_tenant", unbound="t"),
+    _TENANT_FUNCTION.format(name="visible_tenant", unbound="coalesce(t, '')"),
 )
 
 # The "rls" migration track: shared by the store and the chat histories, applied first.

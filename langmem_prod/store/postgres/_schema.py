@@ -1,8 +1,12 @@
 """Schema and versioned migrations of the Postgres store, as data plus one setup generator.
 
 Rules:
-- migrations are numbered per track ("core", and "vectors" when an index is configured);
-  each runs once, recorded in `{schema}.migrations`;
+- migrations are numbered per track ("rls" first, "core", and "vectors" when an index is
+  configured; the histories, tenancy and audit add theirs); each runs once, recorded in
+  `{schema}.migrations`, and is never edited once released: a change is a new migration;
+- once migrated, every function of the schema pins `search_path = pg_catalog, pg_temp`
+  and names the schema of the functions and operators it calls, so no caller's
+  search_path can substitute its own;
 - `setup()` runs in one transaction under a database-wide advisory lock, so it is
   idempotent, all-or-nothing, and safe when several processes call it at once;
 - the vectors table's type and width are fixed by the first setup; a later store with
