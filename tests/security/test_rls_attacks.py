@@ -291,6 +291,10 @@ _UNFIT: dict[str, tuple[str, str]] = {
     "audit log": ("GRANT DELETE ON {s}.audit_log TO {r}", "DELETE on"),
     "bindings": ("GRANT INSERT ON {s}.tenant_roles TO {r}", "INSERT on"),
     "create in schema": ("GRANT CREATE ON SCHEMA {s} TO {r}", "CREATE in schema"),
+    "member of pg_read_all_data": (
+        "GRANT pg_read_all_data TO {r}",
+        "'pg_read_all_data', which is bound to no tenant",
+    ),
 }
 
 
@@ -323,6 +327,11 @@ def test_grant_refuses_a_role_that_could_step_outside(world: World, case: str) -
             (world.schema, list(_TENANT_TABLES), role),
         ).fetchone()
     assert (bindings, granted) == ((0,), (0,))
+
+
+def test_grant_refuses_predefined_roles(world: World) -> None:
+    with pytest.raises(ConfigurationError, match="predefined"):
+        world.bind("pg_read_all_data", "acme")
 
 
 def test_a_binding_follows_its_role_not_its_name(world: World) -> None:
