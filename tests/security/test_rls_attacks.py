@@ -67,7 +67,7 @@ class Roles:
     def drop_all(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             for name in reversed(self.made):
-                if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
                     conn.execute(f"DROP OWNED BY {_ident(name)}")
                     conn.execute(f"DROP ROLE {_ident(name)}")
 
