@@ -10,14 +10,20 @@ every command: the row's tenant must be `{schema}.visible_tenant()`.
 Who sees what:
 - the tables' owner (the role that ran `setup()`, which should run the store), superusers
   and BYPASSRLS roles: every row (RLS is enabled, not forced);
-- a role bound to tenants in `{schema}.tenant_roles` (by `grant_tenant_role`): the rows of
-  the tenant set for the transaction with `SET [LOCAL] langmem.tenant = '<id>'`, only if it
-  is one of its tenants (another tenant shows nothing); with none set, the rows of its
-  only tenant (nothing when it has several); never rows outside a tenant. It cannot write
-  a row claiming another tenant;
-- any other role with table privileges (an unbound "app role" a service may run the
-  store as): the rows of the tenant it sets, or the rows outside any tenant when it sets
-  none. It can set any tenant, so it is trusted like the owner, only safer by default.
+- a role bound to tenants in `{schema}.tenant_roles` (by `grant_tenant_role`), and every
+  role that can act as it (a member, directly or through a chain, with INHERIT or by
+  `SET ROLE`): the rows of the tenant set for the transaction with
+  `SET [LOCAL] langmem.tenant = '<id>'`, only if it is one of the tenants of the roles its
+  current role acts as (another tenant shows nothing); with none set, the rows of its only
+  tenant (nothing when it has several); never rows outside a tenant. It cannot write a
+  row claiming another tenant;
+- a session whose login role is such a role never counts as unbound, whatever role it
+  `SET ROLE`s to or whichever SECURITY DEFINER function it calls: it sees at most the
+  tenants of its current role;
+- any other role with table privileges (an unbound "app role" a service may run the store
+  as, which must not be able to act as any bound role): the rows of the tenant it sets, or
+  the rows outside any tenant when it sets none. It can set any tenant, so it is trusted
+  like the owner, only safer by default.
 
 Rules:
 - the store sets `langmem.tenant` with `set_config(..., true)` before each run of
@@ -26,8 +32,14 @@ Rules:
   tenants runs in none, and needs the owner;
 - maintenance (the sweepers, the tenant registry) sees every tenant only as the owner;
   run as an app role it reaches only rows outside tenants;
-- a bound role must not be able to `SET ROLE` to an unbound role or to the owner (RLS
-  follows `current_user`); `grant_tenant_role` refuses roles that bypass RLS;
+- `grant_tenant_role` refuses a role that could step outside its binding: one that
+  bypasses RLS or can act as the owner or as a superuser / BYPASSRLS role, that can create
+  roles or grant membership (CREATEROLE, ADMIN OPTION), that can act as an unbound role
+  holding privileges in the schema, or that holds a privilege RLS does not govern
+  (TRUNCATE, REFERENCES, TRIGGER, anything on a table without RLS, CREATE on the schema);
+  see `_role_checks`. A DBA granting any of these later undoes what the binding promised;
+- a binding names its role by OID: renaming the role keeps it, and a binding left by a
+  dropped role binds nothing (each grant and revoke deletes such leftovers);
 - binding is idempotent; call it again after setting up a feature that adds tables;
   unbinding a role's last tenant also revokes its privileges (an unbound role with
   privileges would be an app role).
@@ -47,26 +59,34 @@ from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._sql import Statement, render
+from langmem_prod.tenancy._role_checks import inspect_gen
 
 _DML_TABLES = ("items", "namespaces", "vectors", "chat_sessions", "chat_messages")
 _READ_TABLES = ("tenant_usage",)
+_TENANT_TABLES = (*_DML_TABLES, *_READ_TABLES)
 _MAX_ROLE_BYTES = 63
 
-# One row when the role exists: is the schema set up for RLS, does the role bypass it
-# (superuser, BYPASSRLS, or holding the owner's privileges), which tenant tables exist.
-_INSPECT = """
-SELECT to_regclass(format('%%I.tenant_roles', %(schema)s::text)) IS NOT NULL,
-  r.rolsuper OR r.rolbypassrls OR coalesce(pg_has_role(r.oid, (SELECT c.relowner
-    FROM pg_class c WHERE c.oid = to_regclass(format('%%I.tenant_roles', %(schema)s::text))),
-    'USAGE'), false),
-  ARRAY(SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+# For a revoke: the role's OID (NULL if none), whether RLS is set up, the tenant tables.
+_IDENTIFY = """
+SELECT (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = %(role)s),
+  to_regclass(format('%%I.tenant_roles', %(schema)s::text)) IS NOT NULL,
+  ARRAY(SELECT c.relname::text FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = %(schema)s AND c.relkind = 'r' AND c.relname = ANY(%(tables)s))
-FROM pg_roles r WHERE r.rolname = %(role)s
 """
-_BIND = "INSERT INTO {s}.tenant_roles (role, tenant_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+
+# Bindings of dropped roles go first; a renamed role's label follows its new name.
+_FORGET_DROPPED = (
+    "DELETE FROM {s}.tenant_roles AS t "
+    "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.oid = t.role_oid)"
+)
+_BIND = (
+    "INSERT INTO {s}.tenant_roles (role, role_oid, tenant_id) VALUES (%s, %s, %s) "
+    "ON CONFLICT (role_oid, tenant_id) DO UPDATE SET role = EXCLUDED.role"
+)
 _UNBIND = (
-    "WITH gone AS (DELETE FROM {s}.tenant_roles WHERE role = %s AND tenant_id = %s) "
-    "SELECT count(*) FROM {s}.tenant_roles WHERE role = %s AND tenant_id <> %s"
+    "WITH gone AS (DELETE FROM {s}.tenant_roles WHERE role_oid = %s AND tenant_id = %s) "
+    "SELECT count(*) FROM {s}.tenant_roles WHERE role_oid = %s AND tenant_id <> %s"
 )
 
 
@@ -76,27 +96,6 @@ def _check(role: object, tenant_id: object) -> tuple[str, str]:
     if not isinstance(tenant_id, str) or not tenant_id or "\x00" in tenant_id:
         raise InvalidInputError("tenant_id must be a non-empty string without NUL")
     return role, tenant_id
-
-
-def _inspect_gen(schema: str, role: str) -> Generator[Execute, Any, list[str]]:
-    """The tenant tables of `schema`; refuses a missing role, schema, or a bypassing role."""
-    params = {"schema": schema, "role": role, "tables": [*_DML_TABLES, *_READ_TABLES]}
-    rows = (yield Execute((Statement(_INSPECT, params),)))[0]
-    if not rows:
-        raise ConfigurationError(f"role {role!r} does not exist; CREATE ROLE it first")
-    ready, bypasses, tables = rows[0]
-    if not ready:
-        raise SchemaNotReadyError(
-            f"schema {schema!r} has no row-level security yet; call setup() of the store "
-            "(or of the chat histories) with this langmem_prod first"
-        )
-    if bypasses:
-        raise ConfigurationError(
-            f"role {role!r} bypasses row-level security (superuser, BYPASSRLS, or member of "
-            "the tables' owner), so binding it to a tenant would isolate nothing; use a "
-            "plain role"
-        )
-    return list(tables)
 
 
 def _grants(schema: str, role: str, tables: list[str], *, revoke: bool) -> list[Statement]:
@@ -124,16 +123,23 @@ def _grants(schema: str, role: str, tables: list[str], *, revoke: bool) -> list[
 
 def grant_gen(schema: str, role: str, tenant_id: str) -> Generator[Execute, Any, None]:
     """Grant `role` the tenant tables of `schema` and bind it to `tenant_id`."""
-    tables = yield from _inspect_gen(schema, role)
-    bind = Statement(render(_BIND, schema), (role, tenant_id))
-    yield Execute((*_grants(schema, role, tables, revoke=False), bind))
+    report = yield from inspect_gen(schema, role, _TENANT_TABLES)
+    bind = Statement(render(_BIND, schema), (role, report.oid, tenant_id))
+    forget = Statement(render(_FORGET_DROPPED, schema))
+    yield Execute((*_grants(schema, role, report.tables, revoke=False), forget, bind))
 
 
 def revoke_gen(schema: str, role: str, tenant_id: str) -> Generator[Execute, Any, None]:
     """Unbind `role` from `tenant_id`; with no tenant left, revoke its privileges."""
-    tables = yield from _inspect_gen(schema, role)
-    unbind = Statement(render(_UNBIND, schema), (role, tenant_id, role, tenant_id))
-    ((left,),) = (yield Execute((unbind,)))[0]
+    params = {"role": role, "schema": schema, "tables": list(_TENANT_TABLES)}
+    ((oid, ready, tables),) = (yield Execute((Statement(_IDENTIFY, params),)))[0]
+    if oid is None:
+        raise ConfigurationError(f"role {role!r} does not exist; nothing to revoke")
+    if not ready:
+        raise SchemaNotReadyError(f"schema {schema!r} has no row-level security; nothing to revoke")
+    unbind = Statement(render(_UNBIND, schema), (oid, tenant_id, oid, tenant_id))
+    forget = Statement(render(_FORGET_DROPPED, schema))
+    ((left,),) = (yield Execute((forget, unbind)))[1]
     if left == 0:
         yield Execute(tuple(_grants(schema, role, tables, revoke=True)))
 
@@ -182,8 +188,14 @@ def grant_tenant_role(
         [("acme's",)]
         []
 
+    Members of `role` (and roles that can `SET ROLE` to it) act with its binding too.
+
     Raises:
-        ConfigurationError: the role does not exist, or bypasses row-level security.
+        ConfigurationError: the role does not exist, or could step outside its binding:
+            it bypasses row-level security or can act as the owner or a role that does,
+            can create roles or grant membership, can act as an unbound role holding
+            privileges in the schema, or holds a privilege row-level security does not
+            govern (the message says which, and what to revoke).
         SchemaNotReadyError: `setup()` has not enabled row-level security in `schema`.
     """
     role, tenant_id = _check(role, tenant_id)

@@ -1,8 +1,12 @@
 """Schema and versioned migrations of the Postgres store, as data plus one setup generator.
 
 Rules:
-- migrations are numbered per track ("core", and "vectors" when an index is configured);
-  each runs once, recorded in `{schema}.migrations`;
+- migrations are numbered per track ("rls" first, "core", and "vectors" when an index is
+  configured; the histories, tenancy and audit add theirs); each runs once, recorded in
+  `{schema}.migrations`, and is never edited once released: a change is a new migration;
+- once migrated, every function of the schema pins `search_path = pg_catalog, pg_temp`
+  and names the schema of the functions and operators it calls, so no caller's
+  search_path can substitute its own;
 - `setup()` runs in one transaction under a database-wide advisory lock, so it is
   idempotent, all-or-nothing, and safe when several processes call it at once;
 - the vectors table's type and width are fixed by the first setup; a later store with
@@ -21,7 +25,12 @@ from psycopg import sql
 from langmem_prod.errors import ConfigurationError, FeatureUnavailableError, SchemaNotReadyError
 from langmem_prod.store._index import IndexSettings
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._rls import RLS_TRACK_STATEMENTS, policy_statements, tenant_column
+from langmem_prod.store.postgres._rls import (
+    RLS_MEMBERSHIP_STATEMENTS,
+    RLS_TRACK_STATEMENTS,
+    policy_statements,
+    tenant_column,
+)
 from langmem_prod.store.postgres._sql import Statement, lock_namespace, render
 from langmem_prod.store.postgres._usage_sql import STATEMENT_ACCOUNTING
 
@@ -52,6 +61,30 @@ BEGIN
       DELETE FROM {s}.namespaces n WHERE n.prefix = candidate
         AND NOT EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix = candidate);
       IF FOUND THEN pruned := pruned + 1; END IF;
+    END IF;
+  END LOOP;
+  RETURN pruned;
+END
+$fn$
+"""
+
+# The pruner again, immune to the caller's search_path: every function and operator named
+# with its schema, and the path pinned (core migration 5).
+_PRUNE_FUNCTION_PINNED = """
+CREATE OR REPLACE FUNCTION {s}.prune_namespaces(candidates text[]) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  candidate text;
+  pruned integer := 0;
+BEGIN
+  -- Each DELETE below takes a fresh snapshot after the lock, so it sees every write
+  -- that registered the namespace before; writes after it wait and re-register.
+  FOREACH candidate IN ARRAY candidates LOOP
+    IF pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended(
+        {lock} OPERATOR(pg_catalog.||) candidate, 0)) THEN
+      DELETE FROM {s}.namespaces n WHERE n.prefix OPERATOR(pg_catalog.=) candidate
+        AND NOT EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix OPERATOR(pg_catalog.=) candidate);
+      IF FOUND THEN pruned := pruned OPERATOR(pg_catalog.+) 1; END IF;
     END IF;
   END LOOP;
   RETURN pruned;
@@ -163,12 +196,22 @@ CORE_MIGRATIONS: tuple[Migration, ...] = (
         "tenant usage counted once per statement (transition tables), not once per row",
         STATEMENT_ACCOUNTING,
     ),
+    Migration(
+        5,
+        "the namespace pruner pins its search_path and names its operators' schema",
+        (_PRUNE_FUNCTION_PINNED,),
+    ),
 )
 
 # Applied before any other track: the policies of the others call its functions.
 RLS_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "tenant roles and the current tenant, for row-level security", RLS_TRACK_STATEMENTS
+    ),
+    Migration(
+        2,
+        "bindings by role OID that follow role membership; pinned, schema-qualified functions",
+        RLS_MEMBERSHIP_STATEMENTS,
     ),
 )
 
