@@ -8,11 +8,13 @@ Rules:
   or a change of allowed agents takes effect within that time;
 - a suspended tenant, or an agent not in the tenant's allowed agents, is refused with
   `TenantAccessError` (a `PermissionError`) before anything reaches the store;
-- with a `limiter` and a tenant whose plan (or overrides) sets `rate_per_second`, each
+- a tenant whose plan (or overrides) sets `rate_per_second` is rate-limited: each
   batch takes one token per op from the tenant's bucket (key: the tenant id, shared
   with its histories) before anything reaches the store, or raises `RateLimitedError`
   with `retry_after`; a batch larger than the burst goes through on a full bucket and
-  leaves it in debt; the limit is re-read with the tenant;
+  leaves it in debt; the limit is re-read with the tenant; the buckets are this
+  process's for the registry's tenants unless a server-side limiter is given (Redis or
+  PostgreSQL: one bucket across processes);
 - every put's value is checked first, before any I/O: a mapping nested at most
   `MAX_VALUE_DEPTH` deep (an iterative walk), so neither the redactor nor the store
   walks a hostile value; values are then redacted by the tenant's PII policy before
@@ -30,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, Op, PutOp, Result, SearchOp
 
@@ -40,10 +43,22 @@ from langmem_prod.errors import TenantAccessError
 from langmem_prod.security.pii import Redactor
 from langmem_prod.store._values import check_shape
 from langmem_prod.tenancy._scope import check_scope_id, scope_batch, unscope_batch
-from langmem_prod.tenancy.rate_limit import Limiter
+from langmem_prod.tenancy.rate_limit import Limiter, LocalRateLimiter
 from langmem_prod.tenancy.redaction import tenant_redactor
 from langmem_prod.tenancy.registry import TenantRegistry
 from langmem_prod.tenancy.tenants import Tenant
+
+_LOCAL: weakref.WeakKeyDictionary[TenantRegistry, LocalRateLimiter] = weakref.WeakKeyDictionary()
+_LOCAL_LOCK = threading.Lock()
+
+
+def local_limiter(registry: TenantRegistry) -> LocalRateLimiter:
+    """This process's buckets for `registry`'s tenants, shared by its `TenantStore`s."""
+    with _LOCAL_LOCK:
+        limiter = _LOCAL.get(registry)
+        if limiter is None:
+            limiter = _LOCAL[registry] = LocalRateLimiter()
+        return limiter
 
 
 def check_access(tenant: Tenant, agent_id: str | None) -> None:
@@ -85,8 +100,11 @@ class TenantStore(BaseStore):
         refresh_seconds: how long the tenant is kept before it is read again.
         audit: the audit log the tenant's `audit_ops` are recorded to.
         pii_secret: the secret of "hash" PII redaction.
-        limiter: where the tenant's rate limit is enforced (`RateLimiter`,
-            `PostgresRateLimiter`, `LocalRateLimiter`); None: not enforced.
+        limiter: where the tenant's rate limit is enforced: "local" (the default), this
+            process's buckets for `registry`'s tenants, shared by every `TenantStore` on
+            that registry object (N processes allow N times the rate); a `RateLimiter`
+            (Redis) or `PostgresRateLimiter` for one bucket per tenant across processes;
+            None: not enforced.
     """
 
     def __init__(
@@ -100,14 +118,14 @@ class TenantStore(BaseStore):
         refresh_seconds: float = 5.0,
         audit: AuditLog | None = None,
         pii_secret: bytes | None = None,
-        limiter: Limiter | None = None,
+        limiter: Limiter | Literal["local"] | None = "local",
     ) -> None:
         self.store = store
         self.registry = registry
         self.tenant_id = tenant_id
         self.agent_id = check_scope_id("agent_id", agent_id)
         self.user_id = check_scope_id("user_id", user_id)
-        self.limiter = limiter
+        self.limiter = local_limiter(registry) if limiter == "local" else limiter
         self.refresh_seconds = refresh_seconds
         self.supports_ttl = store.supports_ttl
         self.ttl_config = store.ttl_config

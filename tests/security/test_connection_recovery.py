@@ -211,8 +211,10 @@ async def world(
     owner = ConnectionPool(pg.url, min_size=1, max_size=2, kwargs={"autocommit": True}, open=False)
     owner.open(wait=True)
     registry = PostgresTenantRegistry(owner, schema=schema)
-    registry.create("evil", max_items=1 if kind == "quota" else None)
-    registry.create("good", max_items=10)
+    registry.create(  # quotas and failures, not rates, are under test
+        "evil", max_items=1 if kind == "quota" else None, rate_per_second=None
+    )
+    registry.create("good", max_items=10, rate_per_second=None)
 
     def history(tenant: str) -> PostgresChatMessageHistory:
         return PostgresChatMessageHistory(f"s-{tenant}", pool, tenant_id=tenant, schema=schema)

@@ -104,7 +104,7 @@ def usage(pool: ConnectionPool[Any], schema: str) -> dict[str, tuple[int, int]]:
 
 def test_fifty_racing_batches_fill_exactly_the_room(world: Any, pool: Any, schema: str) -> None:
     store, registry, _ = world
-    registry.create("acme", max_items=100)
+    registry.create("acme", max_items=100, rate_per_second=None)  # quotas, not rates
     acme = TenantStore(store, registry, "acme", user_id="ada")
 
     def batch(n: int) -> int:
@@ -160,7 +160,7 @@ def test_racing_statements_spanning_tenants_stay_exact(world: Any, pool: Any, sc
 
 def test_racing_puts_and_deletes_stay_exact(world: Any, pool: Any, schema: str) -> None:
     store, registry, _ = world
-    registry.create("acme", max_items=10, max_bytes=600)
+    registry.create("acme", max_items=10, max_bytes=600, rate_per_second=None)
     acme = TenantStore(store, registry, "acme", user_id="ada")
 
     def work(n: int) -> str:

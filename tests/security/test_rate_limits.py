@@ -344,6 +344,24 @@ async def test_tenant_store_takes_one_token_per_op_before_the_store(
     assert 0.2 < info.value.retry_after <= 0.3  # 2 of debt and 1 to take, at 10/s
 
 
+async def test_tenant_stores_enforce_the_plan_without_being_given_a_limiter(
+    world: World, flavour: str
+) -> None:
+    await asyncio.to_thread(world.registry.create, "acme", rate_per_second=SLOW, burst=2)
+    first = TenantStore(world.store, world.registry, "acme", user_id="ada")
+    second = TenantStore(world.store, world.registry, "acme", user_id="bob")  # same bucket
+    await call(first, flavour, "put", ("n",), "k1", {})
+    await call(second, flavour, "get", ("n",), "k1")
+    with pytest.raises(errors.RateLimitedError):
+        await call(first, flavour, "put", ("n",), "k2", {})
+    with pytest.raises(errors.RateLimitedError):
+        await call(second, flavour, "get", ("n",), "k1")
+    assert await _stored(world, flavour) == {"k1"}
+    off = TenantStore(world.store, world.registry, "acme", user_id="ada", limiter=None)
+    for n in range(5):  # None: not enforced
+        await call(off, flavour, "put", ("n",), f"k{n}", {})
+
+
 async def _stored(world: World, flavour: str) -> set[str]:
     namespace = ("tenants", "acme", "ada", "n")
     if flavour == "async":

@@ -28,7 +28,7 @@ def world(pg: PgServer, schema: str) -> Iterator[tuple[PostgresStore, PostgresTe
 
 def test_fifty_racing_puts_leave_exactly_the_room(world: tuple[Any, Any]) -> None:
     store, registry = world
-    registry.create("acme", max_items=15)
+    registry.create("acme", max_items=15, rate_per_second=None)  # quotas, not rates
     tenant = TenantStore(store, registry, "acme", user_id="ada")
     for n in range(5):
         tenant.put(("notes",), f"old{n}", {"n": n})

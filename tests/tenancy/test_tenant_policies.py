@@ -141,7 +141,7 @@ async def test_audit_follows_the_tenant_settings(world: World) -> None:
 
 
 async def test_fifty_racing_puts_leave_exactly_the_room_on_every_backend(world: World) -> None:
-    world.registry.create("acme", max_items=15)
+    world.registry.create("acme", max_items=15, rate_per_second=None)  # quotas, not rates
     tenant = world.tenant_store("acme", user_id="ada")
     await world.call(tenant, "batch", [PutOp(("old",), f"k{n}", {"n": n}) for n in range(5)])
 
