@@ -527,3 +527,31 @@ def test_planner_statistics_stay_hidden_from_a_bound_role(world: World) -> None:
         assert conn.execute(query, (world.schema,) * 2).fetchall() == []
         with pytest.raises(pg_errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM pg_statistic")
+
+
+def _estimate(conn: psycopg.Connection[Any], query: str) -> float:
+    (plan,) = conn.execute(f"EXPLAIN (FORMAT JSON) {query}").fetchone() or (None,)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def test_planner_estimates_reveal_what_the_readme_says(world: World) -> None:
+    """The known limit, pinned: EXPLAIN estimates show which tenants exist and their size.
+
+    The README's security model says a bound role learns this from planner statistics;
+    if PostgreSQL ever hides it, this test fails and the README should say so.
+    """
+    bound = world.roles.make("bound")
+    world.bind(bound, "acme")
+    with psycopg.connect(world.url, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO {world.s}.items (prefix, key, value, created_at, updated_at) "
+            "SELECT 'tenants.globex.big', 'k' || n, '{}', now(), now() "
+            "FROM generate_series(1, 500) AS n"
+        )
+        conn.execute(f"ANALYZE {world.s}.items")
+    with _connect(world.url, bound) as conn:
+        assert _seen(conn, world.schema) == {"acme"}  # it reads none of globex's rows...
+        items = f"SELECT 1 FROM {world.s}.items WHERE tenant = "
+        big = _estimate(conn, items + "'globex'")
+        absent = _estimate(conn, items + "'initech'")
+        assert 400 <= big <= 600 and absent <= 2  # ...yet its plan knows globex's size
