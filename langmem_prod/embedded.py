@@ -72,13 +72,21 @@ def _process_alive(pid: int, started: float) -> bool:
         return False
 
 
+def _pid_namespace() -> int | None:
+    """This process's PID namespace (Linux), so owners in another one are not judged dead."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def _claim_directory(kind: str) -> Path:
     """Reap orphans, then make a fresh directory owned by this process."""
     _ROOT.mkdir(mode=0o1777, exist_ok=True)
     reap_orphans()
     path = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=_ROOT))
     psutil = _require("psutil")
-    me = {"pid": os.getpid(), "started": psutil.Process().create_time()}
+    me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "ns": _pid_namespace()}
     (path / _OWNER_FILE).write_text(json.dumps(me))
     return path
 
@@ -86,13 +94,14 @@ def _claim_directory(kind: str) -> Path:
 def reap_orphans() -> int:
     """Stop and delete servers whose owning process has died; returns how many."""
     reaped = 0
+    here = _pid_namespace()
     for path in _ROOT.glob("*-*"):
         try:
             owner = json.loads((path / _OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if _process_alive(owner["pid"], owner["started"]):
-            continue
+        if owner.get("ns", here) != here or _process_alive(owner["pid"], owner["started"]):
+            continue  # alive, or in a PID namespace (another container) we cannot see into
         for pid_file in (path / "data" / "postmaster.pid", path / "server.pid"):
             _kill_from_pidfile(pid_file)
         for line in _read_lines(path / "cluster.pids"):

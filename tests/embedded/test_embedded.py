@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import psycopg
 import pytest
 import redis
 
+from langmem_prod import embedded
 from langmem_prod.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_postgres, embedded_redis
 
 
@@ -93,3 +96,22 @@ def test_restart_keeps_port_and_data() -> None:
         with psycopg.connect(server.url) as conn:
             assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
     assert not listening(port)
+
+
+def test_servers_of_another_pid_namespace_are_left_alone() -> None:
+    """A dead-looking owner in another container's PID namespace may be alive: no reaping."""
+    here = embedded._pid_namespace()
+    if here is None:
+        pytest.skip("no PID namespaces on this system")
+    embedded._ROOT.mkdir(mode=0o1777, exist_ok=True)
+    theirs = Path(tempfile.mkdtemp(prefix="pg-", dir=embedded._ROOT))
+    ours = Path(tempfile.mkdtemp(prefix="pg-", dir=embedded._ROOT))
+    try:
+        for path, ns in ((theirs, here + 1), (ours, here)):
+            owner = {"pid": 2**22 - 1, "started": 0.0, "ns": ns}  # no such process here
+            (path / "owner.json").write_text(json.dumps(owner))
+        embedded.reap_orphans()
+        assert theirs.exists() and not ours.exists()
+    finally:
+        shutil.rmtree(theirs, ignore_errors=True)
+        shutil.rmtree(ours, ignore_errors=True)
