@@ -24,6 +24,7 @@ from langchain_core.language_models import (
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.graph import START, StateGraph
+from langgraph.store.memory import InMemoryStore
 from pydantic import ConfigDict, Field
 
 from langmem_prod import RedisChatMessageHistory
@@ -35,6 +36,7 @@ from langmem_prod.optimizer._calls import WORKERS, ModelCaller, Workers
 from langmem_prod.optimizer._flow import Failed
 from langmem_prod.optimizer._llm import summary_answer
 from langmem_prod.optimizer._summary import extractive
+from langmem_prod.optimizer.optimizer import STORE_NAMESPACE
 from tests.optimizer.conversations import FakeModel
 
 TIMEOUT = 0.4
@@ -236,6 +238,7 @@ async def test_a_model_with_too_many_abandoned_calls_is_not_called(
     assert "every abandoned call to Hung has returned" in caplog.text
     result, _ = await optimize(optimizer, flavour)
     assert result.stats.fallbacks == 0 and result.summary.startswith("summary")
+    assert result.stats.scored_by_model == 20  # the fallback scores were not cached
 
 
 async def test_a_call_not_started_by_its_deadline_never_starts(flavour: str) -> None:
@@ -440,3 +443,34 @@ async def test_context_aware_memory_under_a_hung_model(
     assert "INV-" in str(loaded["history"][0].content)  # the extractive summary message
     state = (await redis_history.aload()).state["context"]
     assert "INV-" in state["summary"] and model.entered == ["score"]
+
+
+def test_abandoned_threads_leave_room_and_idle_threads_end() -> None:
+    workers = Workers(max_threads=1, idle_seconds=0.2)
+    stuck, healthy = Hung(), Short()
+    prompt = [HumanMessage("hi")]
+    try:
+        outcome = ModelCaller(stuck, workers).call(stuck, prompt, time.monotonic() + 0.1)
+        assert outcome == Failed("timeout") and workers.stuck(id(stuck)) == 1
+        assert workers.threads() == 0  # the stuck thread no longer counts...
+        start = time.monotonic()
+        answer = ModelCaller(healthy, workers).call(healthy, prompt, time.monotonic() + 5)
+        assert isinstance(answer, AIMessage) and time.monotonic() - start < 1  # ...so no wait
+        assert workers.threads() == 1
+    finally:
+        stuck.release.set()
+    wait_until(lambda: workers.stuck() == 0)
+    assert workers.threads() <= 1  # the returning thread left: the pool was full
+    wait_until(lambda: workers.threads() == 0)  # idle threads end
+
+
+async def test_fallback_scores_are_not_cached(hung: Callable[..., Hung]) -> None:
+    model, store = hung(), InMemoryStore()
+    optimizer = ContextOptimizer(150, model=model, timeout=TIMEOUT, store=store)
+    first, _ = await optimize(optimizer, "async")
+    assert first.stats.fallback_reasons["scoring: timeout"] == 1
+    assert first.scores == {} and store.search(STORE_NAMESPACE) == []
+    model.release.set()
+    await asyncio.to_thread(wait_until, lambda: WORKERS.stuck(id(model)) == 0)
+    again, _ = await optimize(optimizer, "async")  # the model scores them once it answers
+    assert again.stats.scored_by_model == 20 and len(store.search(STORE_NAMESPACE, limit=50)) == 20
