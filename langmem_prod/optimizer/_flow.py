@@ -109,8 +109,13 @@ class Settings:
 class OptimizeStats:
     """What one optimization did.
 
-    `fallback_reasons` counts the fallbacks by step and reason, e.g.
-    `{"scoring: timeout": 1, "summary: deadline": 1}` (see `REASONS`).
+    `fallback_reasons` counts the fallbacks by step ("scoring", "summary") and reason,
+    e.g. `{"scoring: timeout": 1, "summary: deadline": 1}`. Reasons: "error" (the model
+    raised), "timeout" (abandoned at the deadline), "deadline" (not started: no time
+    left), "saturated" (not started: too many abandoned calls to the model still run),
+    "unparsable" (no scores in the answer), and for a summary "empty", "not_text",
+    "echo" (the prompt or the new lines repeated) or "over_budget". `llm_calls` counts
+    the calls that reached the model.
 
     >>> stats = OptimizeStats(llm_calls=1)
     >>> stats.fell_back("summary", "echo")

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -474,3 +477,34 @@ async def test_fallback_scores_are_not_cached(hung: Callable[..., Hung]) -> None
     await asyncio.to_thread(wait_until, lambda: WORKERS.stuck(id(model)) == 0)
     again, _ = await optimize(optimizer, "async")  # the model scores them once it answers
     assert again.stats.scored_by_model == 20 and len(store.search(STORE_NAMESPACE, limit=50)) == 20
+
+
+HUNG_AT_EXIT = """
+import time
+from langchain_core.messages import HumanMessage
+from langmem_prod.optimizer import ContextOptimizer
+from tests.optimizer.conversations import FakeModel
+
+class Forever(FakeModel):
+    def reply(self, messages):
+        time.sleep(3600)
+
+chat = [HumanMessage(f"invoice INV-{n} is {n} EUR") for n in range(40)]
+result = ContextOptimizer(100, model=Forever(), timeout=0.2).optimize(chat)
+print(result.stats.fallback_reasons)
+"""
+
+
+def test_a_hung_model_does_not_hold_up_the_interpreters_exit() -> None:
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", HUNG_AT_EXIT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'scoring: timeout': 1" in done.stdout
+    assert time.monotonic() - start < 30  # imports, then out: the thread is a daemon
