@@ -13,11 +13,11 @@ LLM calls (0 offline) and invariant violations (budget, order, pinned messages, 
 pairs, orphans, dropped-but-not-summarized).
 
 A second table prices the deadline machinery: with an instant fake model (two calls per
-optimization: scoring and summary), the median time of one optimization with
-`timeout=None` (the model called directly, no deadline) against the default timeout
-(calls on the optimizer's thread pool, or under `asyncio.timeout`), interleaved; sync,
-async with a native async model, and async with a sync-only model (which `timeout=None`
-leaves to the event loop's default executor).
+optimization: scoring and summary), the time of one optimization, and of one model call,
+with `timeout=None` (the model called directly, no deadline) against a timeout (calls on
+the optimizer's thread pool, or under `asyncio.timeout`), interleaved; sync, async with a
+native async model, and async with a sync-only model (which `timeout=None` leaves to the
+event loop's default executor).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ import random
 import re
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
-from _timing import compare, publish
+from _timing import publish, timed
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -44,6 +45,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from langmem_prod.optimizer import ContextOptimizer
+from langmem_prod.optimizer._calls import ModelCaller
 
 BUDGETS = (0.15, 0.25, 0.50)
 TARGET = 2.0  # offline retention / trim retention at 25%
@@ -230,13 +232,29 @@ class InstantAsyncModel(InstantModel):
         return self._generate(messages, stop)
 
 
-def overhead(n: int, repeats: int) -> dict[str, Any]:
-    """Median seconds per optimization without and with a deadline, and the difference."""
+def fastest(cases: dict[str, Callable[[], Any]], n: int, rounds: int) -> dict[str, float]:
+    """Seconds per call of each case: its fastest slice of n/10 calls, slices interleaved.
+
+    The machinery's cost is a difference of a few hundred µs on top of milliseconds; on a
+    shared machine other work only ever adds time, so the fastest slice is the estimate.
+    """
+    for fn in cases.values():
+        timed(fn, max(5, n // 10))  # warm up: threads started, caches filled
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            best[name] = min(best[name], timed(fn, max(1, n // 10)))
+    return best
+
+
+def overhead(n: int, rounds: int) -> dict[str, Any]:
+    """Seconds per optimization and per model call without and with a deadline."""
     messages, _ = conversation(random.Random(7), 30)
     budget = count_tokens_approximately(messages) // 4
+    prompt = [SystemMessage("You maintain the running summary."), HumanMessage("New lines:")]
     loop = asyncio.new_event_loop()
 
-    def case(model: BaseChatModel, timeout: float | None, run_async: bool) -> Any:
+    def optimization(model: BaseChatModel, timeout: float | None, run_async: bool) -> Any:
         optimizer = ContextOptimizer(budget, model=model, timeout=timeout)
 
         def once() -> None:
@@ -249,22 +267,30 @@ def overhead(n: int, repeats: int) -> dict[str, Any]:
 
         return once
 
+    def call(model: BaseChatModel, timeout: float | None, run_async: bool) -> Any:
+        caller = ModelCaller(model)
+        if not run_async:
+            return lambda: caller.call(model, prompt, time.monotonic() + 30 if timeout else None)
+
+        async def acall() -> Any:
+            return await caller.acall(model, prompt, time.monotonic() + 30 if timeout else None)
+
+        return lambda: loop.run_until_complete(acall())
+
     rows: dict[str, Any] = {}
-    for name, model, run_async in (
-        ("sync", InstantModel(), False),
-        ("async, native async model", InstantAsyncModel(), True),
-        ("async, sync-only model", InstantModel(), True),
-    ):
-        times = compare(
-            {"none": case(model, None, run_async), "deadline": case(model, 30.0, run_async)},
-            n,
-            repeats,
-        )
-        rows[name] = {
-            "no_deadline_us": times["none"] * 1e6,
-            "deadline_us": times["deadline"] * 1e6,
-            "overhead_us": (times["deadline"] - times["none"]) * 1e6,
-        }
+    for what, make, count in (("optimization", optimization, n), ("call", call, n * 10)):
+        for flavour, model, run_async in (
+            ("sync", InstantModel(), False),
+            ("async, native async model", InstantAsyncModel(), True),
+            ("async, sync-only model", InstantModel(), True),
+        ):
+            cases = {"none": make(model, None, run_async), "deadline": make(model, 30, run_async)}
+            times = fastest(cases, count, rounds)
+            rows[f"per {what}, {flavour}"] = {
+                "no_deadline_us": times["none"] * 1e6,
+                "deadline_us": times["deadline"] * 1e6,
+                "overhead_us": (times["deadline"] - times["none"]) * 1e6,
+            }
     loop.close()
     return rows
 
@@ -272,12 +298,12 @@ def overhead(n: int, repeats: int) -> dict[str, Any]:
 def overhead_report(rows: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        "deadline machinery: instant fake model, 2 calls per optimization, median",
-        f"{'':<28}{'no deadline':>14}{'deadline':>12}{'overhead':>12}",
+        "deadline machinery, instant fake model (2 calls per optimization), fastest slices",
+        f"{'':<42}{'no deadline':>14}{'deadline':>12}{'overhead':>12}",
     ]
     for name, r in rows.items():
         lines.append(
-            f"{name:<28}{r['no_deadline_us']:>12.0f}us{r['deadline_us']:>10.0f}us"
+            f"{name:<42}{r['no_deadline_us']:>12.0f}us{r['deadline_us']:>10.0f}us"
             f"{r['overhead_us']:>+10.0f}us"
         )
     return lines
@@ -310,10 +336,11 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=40)
     parser.add_argument("--turns", type=int, default=120)
     parser.add_argument("--calls", type=int, default=200, help="optimizations per overhead case")
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved slices per case")
     parser.add_argument("--out", default="bench/results/optimizer_bench.json")
     args = parser.parse_args()
     results = run(args.conversations, args.turns)
-    costs = overhead(args.calls, repeats=3)
+    costs = overhead(args.calls, rounds=args.rounds)
     publish(
         args.out,
         {
