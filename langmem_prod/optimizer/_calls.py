@@ -37,7 +37,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
@@ -257,7 +257,7 @@ class ModelCaller:
         self.workers = workers
 
     def call(
-        self, runnable: Runnable[Any, Any], prompt: list[BaseMessage], deadline: float | None
+        self, runnable: Runnable[Any, Any], prompt: Sequence[BaseMessage], deadline: float | None
     ) -> Any:
         """`runnable.invoke(prompt)` on a worker thread: its reply, or `Failed`."""
         if deadline is None:
@@ -281,7 +281,7 @@ class ModelCaller:
         return outcome(call.future)
 
     async def acall(
-        self, runnable: Runnable[Any, Any], prompt: list[BaseMessage], deadline: float | None
+        self, runnable: Runnable[Any, Any], prompt: Sequence[BaseMessage], deadline: float | None
     ) -> Any:
         """`runnable.ainvoke(prompt)`, cancelled at `deadline`: its reply, or `Failed`."""
         if deadline is None:
@@ -303,7 +303,7 @@ class ModelCaller:
     async def _athreaded(
         self,
         runnable: Runnable[Any, Any],
-        prompt: list[BaseMessage],
+        prompt: Sequence[BaseMessage],
         deadline: float,
         remaining: float,
     ) -> Any:
@@ -325,14 +325,14 @@ class ModelCaller:
         return result
 
 
-def _direct(runnable: Runnable[Any, Any], prompt: list[BaseMessage]) -> Any:
+def _direct(runnable: Runnable[Any, Any], prompt: Sequence[BaseMessage]) -> Any:
     try:
         return runnable.invoke(prompt)
     except Exception as exc:  # any model failure falls back offline
         return Failed("error", exc)
 
 
-async def _adirect(runnable: Runnable[Any, Any], prompt: list[BaseMessage]) -> Any:
+async def _adirect(runnable: Runnable[Any, Any], prompt: Sequence[BaseMessage]) -> Any:
     try:
         return await runnable.ainvoke(prompt)
     except Exception as exc:  # any model failure falls back offline
