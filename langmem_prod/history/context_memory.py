@@ -4,7 +4,9 @@ Rules:
 - each load runs the optimizer over the newest messages; the running summary, the keys
   of the messages it covers (still in the conversation) and their importance scores are
   saved in the history's state, and only when they changed;
-- the async twin awaits the history's and the optimizer's async API.
+- the async twin awaits the history's and the optimizer's async API;
+- a load waits for the model at most the optimizer's `timeout` (scoring and summary
+  together): a hung or failing model makes it fall back offline, never hang.
 """
 
 from __future__ import annotations

@@ -7,10 +7,17 @@ Rules:
   nothing is dropped;
 - otherwise messages are scored: cached scores first (memory, then the store), then one
   `AskScores` for the rest when a model is set, else (or when it fails) the heuristic;
+  scores are cached (and saved) except the heuristic's when it stands in for a model
+  that failed, so that the model scores those messages once it answers again;
 - a unit scores its best message; selection keeps what fits in the budget left after
   the reserve (system prompt, tools) and the summary's share;
 - the dropped messages not summarized before enter the summary: one `AskSummary` when a
-  model is set (the extractive summary when it fails), capped to the summary's share.
+  model is set and the summary's share can hold a line (the extractive summary when the
+  call fails or its answer is not a usable summary), capped to the summary's share;
+- a model call is answered with the model's reply or with `Failed(reason)`; every
+  fallback to the heuristic or the extractive summary counts in `stats.fallbacks` and,
+  by step and reason, in `stats.fallback_reasons` (`REASONS` says what each means); a
+  call skipped before the model was entered is not counted in `stats.llm_calls`.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import orjson
 from langchain_core.messages import BaseMessage
 
 from langmem_prod.optimizer._heuristic import message_text, score_message
-from langmem_prod.optimizer._llm import parse_scores, score_prompt, summary_prompt
+from langmem_prod.optimizer._llm import parse_scores, score_prompt, summary_answer, summary_prompt
 from langmem_prod.optimizer._select import select
 from langmem_prod.optimizer._summary import (
     SUMMARY_HEADER,
@@ -56,9 +63,33 @@ class AskScores(NamedTuple):
 
 
 class AskSummary(NamedTuple):
-    """Call the model once with `prompt`; answered with the summary text, or None."""
+    """Call the model once with `prompt`; answered with its reply, or `Failed`."""
 
     prompt: list[BaseMessage]
+
+
+class Failed(NamedTuple):
+    """The answer to `AskScores` or `AskSummary` when the model gave none.
+
+    `reason` is a key of `REASONS`; `error` is the exception the model raised, if any.
+    """
+
+    reason: str
+    error: BaseException | None = None
+
+
+REASONS: dict[str, str] = {
+    "error": "the model raised an exception",
+    "timeout": "the call was still running at the deadline and was abandoned",
+    "deadline": "the deadline passed before the call could start (the model was not called)",
+    "saturated": "too many abandoned calls to this model still run (the model was not called)",
+    "unparsable": "no importance score for the messages asked could be read from the answer",
+    "empty": "the answer holds no text",
+    "not_text": "the answer is not text (a tool call, non-text content blocks, nothing)",
+    "echo": "the answer repeats the prompt, or the messages to summarize verbatim",
+    "over_budget": "the answer does not fit in the summary's token share",
+}
+NOT_CALLED = frozenset({"deadline", "saturated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +107,21 @@ class Settings:
 
 @dataclass(slots=True)
 class OptimizeStats:
-    """What one optimization did."""
+    """What one optimization did.
+
+    `fallback_reasons` counts the fallbacks by step ("scoring", "summary") and reason,
+    e.g. `{"scoring: timeout": 1, "summary: deadline": 1}`. Reasons: "error" (the model
+    raised), "timeout" (abandoned at the deadline), "deadline" (not started: no time
+    left), "saturated" (not started: too many abandoned calls to the model still run),
+    "unparsable" (no scores in the answer), and for a summary "empty", "not_text",
+    "echo" (the prompt or the new lines repeated) or "over_budget". `llm_calls` counts
+    the calls that reached the model.
+
+    >>> stats = OptimizeStats(llm_calls=1)
+    >>> stats.fell_back("summary", "echo")
+    >>> stats.fallbacks, stats.fallback_reasons
+    (1, {'summary: echo': 1})
+    """
 
     tokens_before: int = 0
     tokens_after: int = 0
@@ -89,6 +134,13 @@ class OptimizeStats:
     llm_calls: int = 0
     fallbacks: int = 0
     latency_ms: float = 0.0
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
+
+    def fell_back(self, step: str, reason: str) -> None:
+        """Count a fallback of `step` ("scoring" or "summary") for `reason`."""
+        self.fallbacks += 1
+        name = f"{step}: {reason}"
+        self.fallback_reasons[name] = self.fallback_reasons.get(name, 0) + 1
 
 
 @dataclass(slots=True)
@@ -203,6 +255,11 @@ def _result(
     return result
 
 
+def _called(reply: Any) -> int:
+    """1 if the model was called for `reply` (it answered, failed or ran out of time)."""
+    return 0 if isinstance(reply, Failed) and reply.reason in NOT_CALLED else 1
+
+
 def _scores(
     settings: Settings,
     messages: Sequence[BaseMessage],
@@ -224,13 +281,15 @@ def _scores(
     if settings.use_model:
         short = {f"m{n}": k for n, k in enumerate(missing)}
         reply = yield AskScores(score_prompt([(s, by_key[k]) for s, k in short.items()]))
-        stats.llm_calls += 1
-        batch = parse_scores(reply) if reply is not None else None
-        if batch is None:
-            stats.fallbacks += 1
-        else:
+        stats.llm_calls += _called(reply)
+        batch = None if isinstance(reply, Failed) else parse_scores(reply)
+        if batch is not None:
             new = {short[s.id]: s.importance for s in batch.scores if s.id in short}
             stats.scored_by_model += len(new)
+        if not new:  # a fallback: used now, not cached, so the model scores them later
+            stats.fell_back("scoring", reply.reason if isinstance(reply, Failed) else "unparsable")
+            stats.scored_by_heuristic += len(missing)
+            return {**cache, **{k: score_message(by_key[k])[0] for k in missing}}
     for key in missing:
         if key not in new:
             new[key] = score_message(by_key[key])[0]
@@ -247,11 +306,17 @@ def _summarize(
     share: int,
     stats: OptimizeStats,
 ) -> Generator[Any, Any, str]:
-    if settings.use_model:
-        text = yield AskSummary(summary_prompt(previous, fresh, share))
-        stats.llm_calls += 1
-        if text:
-            lines = [line for line in str(text).splitlines() if line.strip()]
-            return fit_lines(lines, share, settings.counter)
-        stats.fallbacks += 1
-    return extractive(previous, fresh, share, settings.counter)
+    count = settings.counter
+    room = share - count([summary_message("")])  # what the lines may take
+    if settings.use_model and room > 0:
+        reply = yield AskSummary(summary_prompt(previous, fresh, room))
+        stats.llm_calls += _called(reply)
+        text, reason = (
+            (None, reply.reason) if isinstance(reply, Failed) else summary_answer(reply, fresh)
+        )
+        if text is not None and count([summary_message(text)]) > share:
+            text, reason = None, "over_budget"
+        if text is not None:
+            return text
+        stats.fell_back("summary", reason or "empty")
+    return extractive(previous, fresh, share, count)

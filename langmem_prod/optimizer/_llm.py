@@ -7,7 +7,13 @@ Rules:
   bare list, scores as strings, out-of-range values clipped, unknown ids ignored);
 - a message the answer leaves out keeps its heuristic score;
 - the summary prompt asks to keep numbers, decisions, owners, dates and errors, and to
-  merge the previous summary with the new lines.
+  merge the previous summary with the new lines, within the tokens its lines may take;
+- a summary answer is usable when it is text (a message without tool calls whose content
+  holds text, or a string), not blank, and not an echo: it neither repeats the prompt
+  (its instructions, or both its section headers) nor is exactly the new lines, with or
+  without who said them (bullets, case and spacing ignored); a summary that quotes only
+  some lines, or keeps the previous summary unchanged, is a summary. Whether it fits is
+  the caller's to check.
 """
 
 from __future__ import annotations
@@ -82,6 +88,62 @@ def summary_prompt(
         SystemMessage(SUMMARY_INSTRUCTIONS.format(max_tokens=max_tokens)),
         HumanMessage(f"Previous summary:\n{previous or '(none)'}\n\nNew lines:\n{lines}"),
     ]
+
+
+_HEADERS = ("previous summary:", "new lines:")
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
+
+
+def _flat(text: str) -> str:
+    """Text compared for echoes: lines without bullets, spacing collapsed, casefolded."""
+    lines = (_BULLET.sub("", line) for line in text.splitlines())
+    return " ".join(" ".join(lines).split()).casefold()
+
+
+_INSTRUCTIONS = _flat(SUMMARY_INSTRUCTIONS.split(".", maxsplit=1)[0])
+
+
+def _is_echo(text: str, new_lines: Sequence[BaseMessage]) -> bool:
+    flat = _flat(text)
+    if _INSTRUCTIONS in flat or all(header in flat for header in _HEADERS):
+        return True
+    said = (
+        _flat("\n".join(f"{speaker(m)}: {message_text(m)}" for m in new_lines)),
+        _flat("\n".join(message_text(m) for m in new_lines)),
+    )
+    return flat in said
+
+
+def summary_answer(reply: Any, new_lines: Sequence[BaseMessage]) -> tuple[str | None, str | None]:
+    r"""The summary in a model's reply (blank lines removed), or None and why it is unusable.
+
+    The reason is "not_text", "empty" or "echo" (see the module's rules).
+
+    >>> from langchain_core.messages import AIMessage, HumanMessage
+    >>> said = [HumanMessage("Invoice INV-17 is 90 EUR."), AIMessage("Noted.")]
+    >>> summary_answer(AIMessage("- INV-17: 90 EUR\n\n- owner: Bob"), said)
+    ('- INV-17: 90 EUR\n- owner: Bob', None)
+    >>> summary_answer(AIMessage("user: Invoice INV-17 is 90 EUR. assistant: Noted."), said)
+    (None, 'echo')
+    >>> summary_answer(AIMessage("", tool_calls=[{"name": "f", "args": {}, "id": "1"}]), said)
+    (None, 'not_text')
+    """
+    if isinstance(reply, BaseMessage):
+        if getattr(reply, "tool_calls", None):
+            return None, "not_text"
+        text = str(reply.text)
+        if not text.strip() and reply.content and not isinstance(reply.content, str):
+            return None, "not_text"  # content blocks, none of them text
+    elif isinstance(reply, str):
+        text = reply
+    else:
+        return None, "not_text"
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None, "empty"
+    if _is_echo(text, new_lines):
+        return None, "echo"
+    return "\n".join(lines), None
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

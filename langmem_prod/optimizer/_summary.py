@@ -6,7 +6,8 @@ Rules:
 - the extractive summary is incremental: the previous summary's lines and the sentences
   of the newly dropped messages compete on heuristic importance; the best fill the
   token cap, in their original order, each line naming who said it;
-- an LLM summary longer than the cap is cut the same way.
+- a previous summary longer than the cap is cut the same way (a model's summary over
+  the cap is not cut: the flow falls back to the extractive summary).
 """
 
 from __future__ import annotations

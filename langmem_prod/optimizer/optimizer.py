@@ -2,19 +2,22 @@
 
 Rules:
 - the optimization itself is `_flow.optimize_gen`; this module only answers its effects:
-  the model (one scoring call, one summary call at most, each under `timeout`; a failure
-  or a timeout falls back to the heuristic or the extractive summary), and the optional
-  `BaseStore` holding scores across processes;
+  the model (one scoring call, one summary call at most, through `_calls.ModelCaller`),
+  and the optional `BaseStore` holding scores across processes;
+- `timeout` is one deadline for the whole optimization, set when it starts: the scoring
+  and the summary calls share it, waiting for a thread counts, a call not started by
+  then is skipped and one still running is abandoned; each falls back offline (the
+  heuristic scores, the extractive summary), and so does an unusable answer, with the
+  reason in the stats; a model error logs a warning, any other fallback an info line;
 - sync and async twins differ only in `await`;
 - `stats()` adds up every optimization of this optimizer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -28,9 +31,10 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.store.base import BaseStore, GetOp, PutOp
 
 from langmem_prod.errors import ConfigurationError
+from langmem_prod.optimizer._calls import ModelCaller
 from langmem_prod.optimizer._flow import (
     AskScores,
-    AskSummary,
+    Failed,
     LoadScores,
     OptimizeResult,
     OptimizeStats,
@@ -45,7 +49,6 @@ from langmem_prod.tokens import token_counter as make_counter
 
 logger = logging.getLogger("langmem_prod.optimizer")
 STORE_NAMESPACE = ("langmem_prod", "importance")
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="langmem-llm")
 
 
 def _structured(model: BaseChatModel) -> Runnable[Any, Any]:
@@ -114,7 +117,18 @@ class ContextOptimizer:
         system_prompt: a system prompt sent with every request (its tokens are reserved).
         tools: tools bound to the model (their schemas' tokens are reserved).
         store: a `BaseStore` caching scores across processes.
-        timeout: seconds before a model call is abandoned for the offline fallback.
+        timeout: seconds one optimization may wait for the model, from its start: the
+            scoring and the summary calls share this one deadline, and time spent waiting
+            for a thread counts. A call not started by then is skipped (the model is not
+            called) and one still running is abandoned; either falls back offline (the
+            heuristic scores, the extractive summary), as does an answer that is not a
+            usable summary (empty, not text, over the summary's share, an echo of the
+            prompt); `stats.fallback_reasons` says which and why. An optimization so
+            takes at most `timeout` plus its own computing (and the `store`'s calls,
+            bounded by the store's timeouts). A sync model's abandoned call keeps its
+            thread until it returns (Python cannot stop a thread); after 4 such calls
+            still running, calls to that model are not started until one returns. None:
+            no deadline, the model is called in the caller's thread or task.
     """
 
     def __init__(
@@ -138,11 +152,19 @@ class ContextOptimizer:
             raise ConfigurationError(
                 "keep_last must be >= 0, threshold in [0, 1] and summary_ratio in [0, 1)"
             )
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigurationError("timeout must be a number of seconds > 0, or None")
         counter = make_counter(token_counter if token_counter is not None else model)
         self.model = model
         self.store = store
         self.timeout = timeout
         self._scorer = _structured(model) if model is not None else None
+        self._caller = ModelCaller(model) if model is not None else None
         self._settings = Settings(
             max_tokens=max_tokens,
             counter=counter,
@@ -184,12 +206,12 @@ class ContextOptimizer:
             summary: the running summary so far, if kept outside the messages.
             summarized: keys (`message_key`) of the messages `summary` already covers.
         """
-        start = time.perf_counter()
+        start, deadline = self._start()
         gen = self._gen(messages, summary, summarized)
         try:
             effect = next(gen)
             while True:
-                effect = gen.send(self._answer(effect))
+                effect = gen.send(self._answer(effect, deadline))
         except StopIteration as stop:
             return self._done(stop.value, start)
 
@@ -201,44 +223,47 @@ class ContextOptimizer:
         summarized: Sequence[str] = (),
     ) -> OptimizeResult:
         """Async `optimize`."""
-        start = time.perf_counter()
+        start, deadline = self._start()
         gen = self._gen(messages, summary, summarized)
         try:
             effect = next(gen)
             while True:
-                effect = gen.send(await self._aanswer(effect))
+                effect = gen.send(await self._aanswer(effect, deadline))
         except StopIteration as stop:
             return self._done(stop.value, start)
 
-    def _answer(self, effect: Any) -> Any:
+    def _start(self) -> tuple[float, float | None]:
+        """When an optimization starts (for its latency) and its deadline (monotonic)."""
+        now = time.monotonic()
+        return time.perf_counter(), None if self.timeout is None else now + self.timeout
+
+    def _answer(self, effect: Any, deadline: float | None) -> Any:
         if isinstance(effect, LoadScores):
             return self._loaded(self.store.batch(self._gets(effect)) if self.store else [])
         if isinstance(effect, SaveScores):
             if self.store is not None and effect.scores:
                 self.store.batch(self._puts(effect))
             return None
-        runnable = self._scorer if isinstance(effect, AskScores) else self.model
-        assert runnable is not None
-        try:
-            reply = _POOL.submit(runnable.invoke, effect.prompt).result(self.timeout)
-        except Exception as exc:  # any model failure falls back offline
-            return self._failed(effect, exc)
-        return self._reply(effect, reply)
+        assert self._caller is not None
+        return self._logged(
+            effect, self._caller.call(self._runnable(effect), effect.prompt, deadline)
+        )
 
-    async def _aanswer(self, effect: Any) -> Any:
+    async def _aanswer(self, effect: Any, deadline: float | None) -> Any:
         if isinstance(effect, LoadScores):
             return self._loaded(await self.store.abatch(self._gets(effect)) if self.store else [])
         if isinstance(effect, SaveScores):
             if self.store is not None and effect.scores:
                 await self.store.abatch(self._puts(effect))
             return None
+        assert self._caller is not None
+        reply = await self._caller.acall(self._runnable(effect), effect.prompt, deadline)
+        return self._logged(effect, reply)
+
+    def _runnable(self, effect: Any) -> Runnable[Any, Any]:
         runnable = self._scorer if isinstance(effect, AskScores) else self.model
         assert runnable is not None
-        try:
-            reply = await asyncio.wait_for(runnable.ainvoke(effect.prompt), self.timeout)
-        except Exception as exc:  # any model failure falls back offline
-            return self._failed(effect, exc)
-        return self._reply(effect, reply)
+        return runnable
 
     @staticmethod
     def _gets(effect: LoadScores) -> list[GetOp]:
@@ -256,28 +281,34 @@ class ContextOptimizer:
         return {item.key: float(item.value["importance"]) for item in items if item is not None}
 
     @staticmethod
-    def _failed(effect: Any, exc: BaseException) -> None:
-        what = "scoring" if isinstance(effect, AskScores) else "summary"
-        logger.warning(
-            "the %s call failed (%s: %s); using the offline fallback", what, type(exc).__name__, exc
-        )
-
-    @staticmethod
-    def _reply(effect: Any, reply: Any) -> Any:
-        if isinstance(effect, AskSummary):
-            return reply.text if isinstance(reply, BaseMessage) else str(reply)
+    def _logged(effect: Any, reply: Any) -> Any:
+        if isinstance(reply, Failed) and reply.error is not None:
+            what = "scoring" if isinstance(effect, AskScores) else "summary"
+            error = reply.error
+            logger.warning(
+                "the %s call failed (%s: %s); using the offline fallback",
+                what,
+                type(error).__name__,
+                error,
+            )
         return reply
 
     def _done(self, result: OptimizeResult, start: float) -> OptimizeResult:
-        result.stats.latency_ms = (time.perf_counter() - start) * 1000
+        stats = result.stats
+        stats.latency_ms = (time.perf_counter() - start) * 1000
+        for name in stats.fallback_reasons:
+            if not name.endswith(": error"):
+                logger.info("%s fell back offline (%s)", *name.split(": "))
         with self._lock:
             self._runs += 1
             for f in dataclasses.fields(OptimizeStats):
-                setattr(
-                    self._totals,
-                    f.name,
-                    getattr(self._totals, f.name) + getattr(result.stats, f.name),
-                )
+                if f.name != "fallback_reasons":
+                    setattr(
+                        self._totals, f.name, getattr(self._totals, f.name) + getattr(stats, f.name)
+                    )
+            reasons = self._totals.fallback_reasons
+            for name, n in stats.fallback_reasons.items():
+                reasons[name] = reasons.get(name, 0) + n
         return result
 
     def remember(self, scores: dict[str, float]) -> None:
@@ -296,7 +327,10 @@ class ContextOptimizer:
         return make_node(self, mode, messages_key)
 
     def stats(self) -> dict[str, Any]:
-        """Totals over every optimization so far (and how many there were)."""
+        """Totals over every optimization so far (and how many there were).
+
+        `fallback_reasons` counts the fallbacks by step and reason over all of them.
+        """
         with self._lock:
             return {"optimizations": self._runs, **dataclasses.asdict(self._totals)}
 
