@@ -1,4 +1,4 @@
-"""The `langmem-prod` command: the demo, and setting up a deployment's tables.
+"""The `langmem-prod` command: the demo, a deployment's tables, master keys.
 
 Rules:
 - `setup --url URL` opens one connection (waiting at most `--timeout` seconds), reads the
@@ -10,6 +10,8 @@ Rules:
   without pgvector, a schema newer than this code) is one line on stderr and exit status
   1, never a traceback; the URL is never printed (it may hold a password), and `--url`
   may come from `$LANGMEM_URL` so it stays out of the shell's history;
+- `new-master-key --id ID` prints one `id:base64key` entry for `LANGMEM_MASTER_KEYS`
+  (32 random bytes); it checks the id the way `Keyring.from_env` will;
 - the library never prints; this module does.
 """
 
@@ -31,6 +33,7 @@ from psycopg import sql
 from langmem_prod.demo import BACKENDS, run_demo
 from langmem_prod.errors import ConfigurationError, LangmemError
 from langmem_prod.history import PostgresChatMessageHistory
+from langmem_prod.security import Keyring, new_master_key
 from langmem_prod.store import PostgresStore, RedisStore
 from langmem_prod.store.postgres._errors import translate
 
@@ -150,6 +153,18 @@ def _setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_master_key(args: argparse.Namespace) -> int:
+    entry = f"{args.id}:{new_master_key()}"
+    try:
+        Keyring.from_env({"LANGMEM_MASTER_KEYS": entry})  # refuses an id it would not read
+    except ConfigurationError:
+        _fail(
+            "--id must be 1-32 letters, digits, '.', '_' or '-', starting with one of the first two"
+        )
+    print(entry)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     if not args.url:
         server = "Valkey 9" if args.store == "redis" else "PostgreSQL 18 with pgvector"
@@ -208,6 +223,15 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to wait for the server (default: 10)",
     )
     setup.set_defaults(run=_setup)
+    key = commands.add_parser(
+        "new-master-key",
+        help="print a new master key entry for LANGMEM_MASTER_KEYS (id:base64key)",
+        description="Print `ID:KEY`, KEY being 32 random bytes in base64, for "
+        "LANGMEM_MASTER_KEYS (entries separated by commas; the first is primary unless "
+        "LANGMEM_PRIMARY_KEY_ID names another). Keep it in a secrets manager.",
+    )
+    key.add_argument("--id", required=True, help="the key's id, e.g. 2026-12 (1-32 characters)")
+    key.set_defaults(run=_new_master_key)
     return parser
 
 

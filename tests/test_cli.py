@@ -17,6 +17,7 @@ from langmem_prod import HashingEmbeddings, PostgresChatMessageHistory, Postgres
 from langmem_prod.embedded import free_port
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.history._pg import HISTORY_MIGRATIONS
+from langmem_prod.security import Keyring
 from langmem_prod.store.postgres._schema import CORE_MIGRATIONS, RLS_MIGRATIONS, VECTOR_MIGRATIONS
 from tests.conftest import PgServer, RedisServer, drop_schema, new_schema
 
@@ -208,3 +209,18 @@ def test_redis_unreachable_is_one_line() -> None:
 def test_redis_takes_no_index_dims() -> None:
     line = one_line_error(cli("setup", "--url", "redis://127.0.0.1:1/0", "--index-dims", "8"))
     assert "for PostgreSQL" in line
+
+
+def test_new_master_key_prints_an_entry_the_keyring_reads() -> None:
+    first, second = cli("new-master-key", "--id", "2026-12"), cli("new-master-key", "--id", "k2")
+    assert first.returncode == 0, first.stderr
+    entry = first.stdout.strip()
+    assert re.fullmatch(r"2026-12:[A-Za-z0-9+/]{43}=", entry)
+    keyring = Keyring.from_env({"LANGMEM_MASTER_KEYS": f"{entry},{second.stdout.strip()}"})
+    assert keyring.primary_id == "2026-12"
+    assert entry.split(":")[1] != second.stdout.strip().split(":")[1]  # random each time
+
+
+def test_new_master_key_refuses_an_id_the_keyring_would_not_read() -> None:
+    line = one_line_error(cli("new-master-key", "--id", "no spaces allowed"))
+    assert "--id must be" in line
