@@ -320,6 +320,6 @@ def runner_for(
     if isinstance(conn, str):
         raise ConfigurationError(
             f"{owner} takes a psycopg connection or pool, not a URL; open one on the URL, "
-            "e.g. `psycopg_pool.ConnectionPool(url, kwargs={'autocommit': True})`"
+            "e.g. `ConnectionPool(url, kwargs={'autocommit': True}, open=True)`"
         )
     raise ConfigurationError(f"{owner} needs a psycopg connection or pool (sync or async)")
