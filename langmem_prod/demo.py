@@ -55,20 +55,26 @@ CONVERSATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def default_embeddings() -> tuple[Embeddings, int, str]:
-    """OpenAI embeddings when `OPENAI_API_KEY` is set, else the offline hashing ones."""
-    if os.environ.get("OPENAI_API_KEY"):
-        from langchain_openai import OpenAIEmbeddings  # noqa: PLC0415 - only with a key
+    """OpenAI embeddings when `OPENAI_API_KEY` is set and the `[openai]` extra installed.
 
-        return (
-            OpenAIEmbeddings(model="text-embedding-3-small"),
-            1536,
-            "OpenAI text-embedding-3-small",
-        )
-    return (
-        HashingEmbeddings(dims=256),
-        256,
-        "offline HashingEmbeddings (set OPENAI_API_KEY for OpenAI)",
-    )
+    Else the offline hashing ones, and the description says what OpenAI's would need.
+    """
+    offline = "offline HashingEmbeddings (set OPENAI_API_KEY for OpenAI)"
+    if os.environ.get("OPENAI_API_KEY"):
+        try:
+            from langchain_openai import OpenAIEmbeddings  # noqa: PLC0415 - only with a key
+        except ImportError:
+            offline = (
+                "offline HashingEmbeddings (OPENAI_API_KEY is set, but OpenAI's embeddings "
+                "need `pip install 'langmem_prod[openai]'`)"
+            )
+        else:
+            return (
+                OpenAIEmbeddings(model="text-embedding-3-small"),
+                1536,
+                "OpenAI text-embedding-3-small",
+            )
+    return HashingEmbeddings(dims=256), 256, offline
 
 
 def _text(message: AnyMessage) -> str:

@@ -91,7 +91,11 @@ class FeatureUnavailableError(ConfigurationError):
 
 
 class SchemaNotReadyError(LangmemError):
-    """The store's tables are missing or older than this code: call `setup()` first."""
+    """Tables are missing or older than this code: call the `setup()` the message names.
+
+    It names the object whose tables are missing: `store.setup()`, `history.setup()`,
+    `registry.setup()`, `audit.setup()` or `limiter.setup()` (awaited when async).
+    """
 
 
 class SyncCallInEventLoopError(LangmemError, RuntimeError):

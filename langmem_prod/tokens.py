@@ -6,8 +6,9 @@ Rules:
   `get_num_tokens_from_messages` when it has one of its own (ChatOpenAI, Anthropic...);
 - an OpenAI model name ("gpt-4o", "openai:gpt-4.1") counts with tiktoken, the way
   OpenAI's chat format does (3 tokens per message and 3 to prime the reply); when
-  tiktoken cannot load the encoding (it downloads it once; offline machines need
-  TIKTOKEN_CACHE_DIR), the estimate is used, with a warning;
+  tiktoken is not installed (it comes with the `[openai]` extra) or cannot load the
+  encoding (it downloads it once; offline machines need TIKTOKEN_CACHE_DIR), the
+  estimate is used, with a warning;
 - anything else, and None, is `count_tokens_approximately` (about 4 characters a token).
 """
 
@@ -68,8 +69,15 @@ def _is_openai(name: object) -> bool:
 
 @functools.lru_cache(maxsize=16)
 def _tiktoken_counter(name: str) -> TokenCounter:
-    import tiktoken  # noqa: PLC0415 - optional until an OpenAI model is named
-
+    try:
+        import tiktoken  # noqa: PLC0415 - optional until an OpenAI model is named
+    except ImportError:
+        logger.warning(
+            "tiktoken is not installed; counting the tokens of %s approximately. Install "
+            "langmem_prod[openai] for OpenAI's tokenizer",
+            name,
+        )
+        return count_tokens_approximately
     bare = name.removeprefix("openai:")
     try:
         try:

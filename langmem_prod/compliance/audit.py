@@ -50,6 +50,7 @@ from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import runner_for
 from langmem_prod.store.postgres._effects import Execute
+from langmem_prod.store.postgres._errors import SetupHint
 from langmem_prod.store.postgres._schema import Migration, track_setup_gen
 from langmem_prod.store.postgres._sql import Statement, render
 
@@ -123,6 +124,7 @@ LEFT JOIN {s}.audit_heads h ON h.tenant_id = %(t)s
 LEFT JOIN {s}.audit_log l ON l.tenant_id = %(t)s AND l.seq >= %(from)s
 ORDER BY l.seq"""
 _FIRST = -(2**63)
+_SETUP = SetupHint("the audit log", "audit.setup()", "await audit.asetup()")
 # Heads with the last entry of their chain (the given tenants, or every head).
 _TIPS = """
 SELECT t.id, h.seq, h.hash, h.at, h.key_id, h.mac, l.seq, l.hash
@@ -298,7 +300,7 @@ class PostgresAuditLog(AuditLogBase):
         self.schema = schema
         self._key = check_key(key)
         self._flows = PgAuditFlows(schema, self._key)
-        self._runner = runner_for(conn, schema, retry, owner="the audit log")
+        self._runner = runner_for(conn, schema, retry, owner="the audit log", setup_hint=_SETUP)
         if clock is not None:
             self._clock = clock
 

@@ -21,6 +21,7 @@ from langmem_prod.store._runner import AsyncRunnerBase
 from langmem_prod.store._worker import ThreadWorker
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
+from langmem_prod.store.postgres._errors import HISTORY_SETUP
 
 SyncSource = Connection[Any] | ConnectionPool[Any]
 AsyncSource = AsyncConnection[Any] | AsyncConnectionPool[Any]
@@ -114,14 +115,24 @@ class PostgresChatMessageHistory(ChatHistoryBase):
         )
         if self._url is not None:
             sync = pg_pool(self._url)
-        self._sync = SyncRunner(sync, schema, None, self._retry) if sync is not None else None
-        self._async = AsyncRunner(asynchronous, schema, None, self._retry) if asynchronous else None
+        self._sync = (
+            SyncRunner(sync, schema, None, self._retry, setup_hint=HISTORY_SETUP)
+            if sync is not None
+            else None
+        )
+        self._async = (
+            AsyncRunner(asynchronous, schema, None, self._retry, setup_hint=HISTORY_SETUP)
+            if asynchronous
+            else None
+        )
 
     async def _arunner(self) -> AsyncRunnerBase[Any] | None:
         if self._url is not None:
             pool = await apg_pool(self._url)
             if not isinstance(self._async, AsyncRunner) or self._async.source is not pool:
-                self._async = AsyncRunner(pool, self._schema, None, self._retry)
+                self._async = AsyncRunner(
+                    pool, self._schema, None, self._retry, setup_hint=HISTORY_SETUP
+                )
         return self._async
 
     def setup(self) -> None:

@@ -69,7 +69,9 @@ def index_settings(config: IndexConfig | Mapping[str, Any] | None) -> IndexSetti
     try:
         embeddings = ensure_embeddings(config["embed"])
     except ValueError as exc:
-        raise ConfigurationError(f"IndexConfig embed cannot be used: {exc}") from None
+        openai = str(config["embed"]).startswith("openai:")
+        extra = " For 'openai:...' strings: pip install 'langmem_prod[openai]'." if openai else ""
+        raise ConfigurationError(f"IndexConfig embed cannot be used: {exc}{extra}") from None
     fields = config.get("fields") or ["$"]
     if isinstance(fields, str):
         fields = [fields]

@@ -32,6 +32,7 @@ from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
 from langmem_prod.store.postgres._driver import runner_for as pg_runner_for
+from langmem_prod.store.postgres._errors import SetupHint
 from langmem_prod.store.redis._driver import runner_for as redis_runner_for
 from langmem_prod.tenancy._bucket import (
     Bucket,
@@ -45,6 +46,7 @@ from langmem_prod.tenancy._bucket import (
 from langmem_prod.tenancy._rate_flows import SCRIPTS, PgBuckets, RedisBuckets
 
 DEFAULT_PREFIX = "langmem:rate"
+_SETUP = SetupHint("the rate limiter", "limiter.setup()", "await limiter.asetup()")
 
 
 @runtime_checkable
@@ -201,7 +203,9 @@ class PostgresRateLimiter(_ServerLimiter):
     ) -> None:
         self._default = _default(rate, burst)
         self._buckets = PgBuckets(schema)
-        self._runner = pg_runner_for(conn, schema, retry, owner="PostgresRateLimiter")
+        self._runner = pg_runner_for(
+            conn, schema, retry, owner="PostgresRateLimiter", setup_hint=_SETUP
+        )
 
     def setup(self) -> None:
         """Create or upgrade the buckets table (idempotent, safe under concurrent starts)."""

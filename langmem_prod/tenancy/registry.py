@@ -33,6 +33,7 @@ from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA
 from langmem_prod.store.postgres._driver import AsyncRunner, SyncRunner
 from langmem_prod.store.postgres._driver import runner_for as pg_runner_for
+from langmem_prod.store.postgres._errors import SetupHint
 from langmem_prod.store.redis._driver import runner_for as redis_runner_for
 from langmem_prod.tenancy import _lifecycle as life
 from langmem_prod.tenancy._flows import SCRIPTS, PgRegistryFlows, RedisRegistryFlows
@@ -316,6 +317,9 @@ class TenantRegistry:
             await runner.run_in_transaction(self._flows.setup_gen)
 
 
+_SETUP = SetupHint("the tenant registry", "registry.setup()", "await registry.asetup()")
+
+
 class PostgresTenantRegistry(TenantRegistry):
     """Tenants in a PostgreSQL table (in the store's schema, with its migrations).
 
@@ -342,7 +346,9 @@ class PostgresTenantRegistry(TenantRegistry):
         vault: KeyVault | None = None,
     ) -> None:
         self._flows = PgRegistryFlows(schema)
-        self._runner = pg_runner_for(conn, schema, retry, owner="the tenant registry")
+        self._runner = pg_runner_for(
+            conn, schema, retry, owner="the tenant registry", setup_hint=_SETUP
+        )
         self.vault = vault
 
 

@@ -24,6 +24,10 @@ from langmem_prod.store.postgres._sql import PgSql
 DEFAULT_SCHEMA = "langmem"
 C = TypeVar("C")
 _MAX_IDENTIFIER_BYTES = 63
+_URL_GIVEN = (
+    "{cls} takes a psycopg connection or pool, not a URL; open the store on a URL with "
+    "`with {cls}.from_conn_string(url) as store:` (`async with` for AsyncPostgresStore)"
+)
 
 
 class PostgresStoreBase(StoreBase, Generic[C]):
@@ -52,6 +56,8 @@ class PostgresStoreBase(StoreBase, Generic[C]):
         values: ValueTransform | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(conn, str):
+            raise ConfigurationError(_URL_GIVEN.format(cls=type(self).__name__))
         if not isinstance(schema, str) or not 0 < len(schema.encode()) <= _MAX_IDENTIFIER_BYTES:
             raise ConfigurationError("schema must be a non-empty name of at most 63 bytes")
         self._init_common(

@@ -36,7 +36,7 @@ from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._errors import translate
+from langmem_prod.store.postgres._errors import STORE_SETUP, SetupHint, translate
 from langmem_prod.store.postgres._recover import arecover, recover
 from langmem_prod.store.postgres._sql import Statement
 
@@ -66,10 +66,13 @@ class SyncRunner(SyncRunnerBase[Execute]):
         schema: str,
         embeddings: Embeddings | None,
         retry: RetryPolicy,
+        *,
+        setup_hint: SetupHint = STORE_SETUP,
     ) -> None:
         super().__init__(embeddings, retry)
         self.schema = schema
         self.source = source
+        self.setup_hint = setup_hint
         self.bypasses_rls: bool | None = None
         self._lock = threading.Lock()
 
@@ -136,7 +139,7 @@ class SyncRunner(SyncRunnerBase[Execute]):
 
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a psycopg error."""
-        return translate(exc, self.schema)
+        return translate(exc, self.schema, self.setup_hint)
 
 
 # NULL (not set up yet: ask again later), else whether RLS leaves this role alone.
@@ -196,10 +199,13 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
         schema: str,
         embeddings: Embeddings | None,
         retry: RetryPolicy,
+        *,
+        setup_hint: SetupHint = STORE_SETUP,
     ) -> None:
         super().__init__(embeddings, retry)
         self.schema = schema
         self.source = source
+        self.setup_hint = setup_hint
         self.bypasses_rls: bool | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -269,7 +275,7 @@ class AsyncRunner(AsyncRunnerBase[Execute]):
 
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a psycopg error."""
-        return translate(exc, self.schema)
+        return translate(exc, self.schema, self.setup_hint, asynchronous=True)
 
 
 async def _arun_statements(conn: AsyncConnection[Any], statements: Sequence[Statement]) -> Rows:
@@ -294,15 +300,26 @@ async def _arun_in(conn: AsyncConnection[Any], statements: Sequence[Statement]) 
 
 
 def runner_for(
-    conn: Any, schema: str, retry: RetryPolicy | None, *, owner: str
+    conn: Any,
+    schema: str,
+    retry: RetryPolicy | None,
+    *,
+    owner: str,
+    setup_hint: SetupHint = STORE_SETUP,
 ) -> SyncRunner | AsyncRunner:
     """A sync runner on a sync psycopg connection or pool, an async one on an async one.
 
-    `owner` names what needs the connection, for the error on anything else.
+    `owner` names what needs the connection, for the error on anything else;
+    `setup_hint` what a missing table belongs to, for the missing-setup error.
     """
     policy = retry or RetryPolicy()
     if isinstance(conn, Connection | ConnectionPool):
-        return SyncRunner(conn, schema, None, policy)
+        return SyncRunner(conn, schema, None, policy, setup_hint=setup_hint)
     if isinstance(conn, AsyncConnection | AsyncConnectionPool):
-        return AsyncRunner(conn, schema, None, policy)
+        return AsyncRunner(conn, schema, None, policy, setup_hint=setup_hint)
+    if isinstance(conn, str):
+        raise ConfigurationError(
+            f"{owner} takes a psycopg connection or pool, not a URL; open one on the URL, "
+            "e.g. `ConnectionPool(url, kwargs={'autocommit': True}, open=True)`"
+        )
     raise ConfigurationError(f"{owner} needs a psycopg connection or pool (sync or async)")

@@ -5,13 +5,17 @@ Rules:
   table are retryable, told by SQLSTATE: psycopg's error classes do not nest by SQLSTATE
   class (`SerializationFailure` is not a `TransactionRollback`), so `isinstance` on a
   class-level error misses them;
-- a missing table or function means `setup()` has not run for this schema;
+- a missing table or function means `setup()` has not run for this schema; the error
+  names what lacks its tables and the call that creates them (`SetupHint`: the store's
+  `store.setup()`, a chat history's `history.setup()`, ...), awaited for an async one;
 - a cancelled statement or a pool that stayed empty is a timeout, not retried (the pool
   already waited its full timeout);
 - anything else from the database is a `BackendError`; other exceptions pass through.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,6 +30,27 @@ from langmem_prod.errors import (
     SchemaNotReadyError,
 )
 from langmem_prod.store.postgres._schema import QUOTA_SQLSTATE
+
+
+@dataclass(frozen=True, slots=True)
+class SetupHint:
+    """What owns some tables, and the calls that create them, for the missing-setup error.
+
+    >>> HISTORY_SETUP.call(asynchronous=True)
+    'await history.asetup()'
+    """
+
+    owner: str
+    sync_call: str
+    async_call: str
+
+    def call(self, *, asynchronous: bool = False) -> str:
+        """The setup call to name: the awaited one for an async connection."""
+        return self.async_call if asynchronous else self.sync_call
+
+
+STORE_SETUP = SetupHint("the store", "store.setup()", "await store.setup()")
+HISTORY_SETUP = SetupHint("the chat history", "history.setup()", "await history.asetup()")
 
 _NOT_SET_UP = (
     pg_errors.UndefinedTable,
@@ -45,8 +70,20 @@ _RETRYABLE_STATES = (
 )
 
 
-def translate(exc: BaseException, schema: str) -> BaseException:
-    """Return the langmem_prod error for `exc` (or `exc` itself when it is not a driver's)."""
+def translate(
+    exc: BaseException,
+    schema: str,
+    hint: SetupHint = STORE_SETUP,
+    *,
+    asynchronous: bool = False,
+) -> BaseException:
+    """Return the langmem_prod error for `exc` (or `exc` itself when it is not a driver's).
+
+    >>> from psycopg import errors as e
+    >>> error = translate(e.UndefinedTable(), "app", HISTORY_SETUP)
+    >>> type(error).__name__, "call history.setup() once" in str(error)
+    ('SchemaNotReadyError', True)
+    """
     if isinstance(exc, LangmemError):
         return exc
     if isinstance(exc, PoolTimeout):
@@ -62,8 +99,9 @@ def translate(exc: BaseException, schema: str) -> BaseException:
         )
     if isinstance(exc, _NOT_SET_UP):
         return SchemaNotReadyError(
-            f"the store's tables in schema {schema!r} are missing or out of date "
-            f"({type(exc).__name__}); call store.setup() once before using the store"
+            f"{hint.owner}'s tables in schema {schema!r} are missing or out of date "
+            f"({type(exc).__name__}); call {hint.call(asynchronous=asynchronous)} once "
+            "before using it"
         )
     if isinstance(exc, pg_errors.QueryCanceled):
         return BackendTimeoutError(

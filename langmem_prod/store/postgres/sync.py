@@ -36,6 +36,7 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
 
     Args:
         conn: a psycopg `Connection` or `ConnectionPool`; a pool lets the store reconnect.
+            A URL is refused with a pointer to `from_conn_string`.
         schema: the PostgreSQL schema of the store's tables (created by `setup()`).
         index: LangGraph's `IndexConfig` (`dims`, `embed`, `fields`) for semantic
             search on pgvector; `ann_index_config` may set HNSW `m`/`ef_construction`.

@@ -24,6 +24,10 @@ C = TypeVar("C")
 DEFAULT_SHARD_DEPTH = 2
 # Lua's C stack bounds how many floats one struct.unpack may return.
 _MAX_DIMS = 7000
+_URL_GIVEN = (
+    "{cls} takes a redis-py client, not a URL; open the store on a URL with "
+    "`with {cls}.from_url(url) as store:` (`async with` for AsyncRedisStore)"
+)
 
 
 class RedisStoreBase(StoreBase, Generic[C]):
@@ -53,6 +57,8 @@ class RedisStoreBase(StoreBase, Generic[C]):
         values: ValueTransform | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(client, str):
+            raise ConfigurationError(_URL_GIVEN.format(cls=type(self).__name__))
         if isinstance(shard_depth, bool) or not isinstance(shard_depth, int) or shard_depth < 1:
             raise ConfigurationError("shard_depth must be an int >= 1")
         self._init_common(

@@ -195,4 +195,9 @@ def runner_for(
         return SyncRedisRunner(client, None, policy, scripts)
     if isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
         return AsyncRedisRunner(client, None, policy, scripts)
+    if isinstance(client, str):
+        raise ConfigurationError(
+            f"{owner} takes a redis-py client, not a URL; make one on the URL, "
+            "e.g. `redis.Redis.from_url(url)`"
+        )
     raise ConfigurationError(f"{owner} needs a redis-py client (sync or asyncio)")

@@ -35,6 +35,7 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
 
     Args:
         client: a `redis.Redis` or `redis.RedisCluster` (bytes replies; the default).
+            A URL is refused with a pointer to `from_url`.
         prefix: the prefix of every key the store writes.
         shards: how many hash slots the store spreads namespaces over.
         shard_depth: how many leading labels choose a namespace's shard; searches and
