@@ -41,7 +41,9 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
         shards: how many hash slots the store spreads namespaces over.
         shard_depth: how many leading labels choose a namespace's shard; searches and
             listings under a prefix at least that deep touch a single shard.
-        index: LangGraph's `IndexConfig` for semantic search (exact cosine, in Lua).
+        index: LangGraph's `IndexConfig` for semantic search (exact, in Lua), with
+            `distance_type` as for `PostgresStore`; `setup()` records the type under the
+            prefix and refuses another one later.
         ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock,
         values: as for `PostgresStore`.
     """
