@@ -51,7 +51,9 @@ def check_distance_gen(
     if index is None:
         return
     wanted = index.distance
-    _, found = yield Pipeline((("SET", keys.distance, wanted, "NX"), ("GET", keys.distance)))
+    (found,) = yield Pipeline((("GET", keys.distance),))
+    if found is None:  # the first setup; a read-only replica sees its primary's record
+        _, found = yield Pipeline((("SET", keys.distance, wanted, "NX"), ("GET", keys.distance)))
     if _text(found) != wanted:
         raise ConfigurationError(
             f"the vectors under key prefix {keys.prefix!r} were written for "
