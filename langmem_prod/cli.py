@@ -93,6 +93,12 @@ def _installed(conn: psycopg.Connection[Any], schema: str) -> dict[str, int]:
     return {str(track): int(number) for track, number in rows}
 
 
+def _has_vector_index(conn: psycopg.Connection[Any], args: argparse.Namespace) -> bool:
+    name = sql.Identifier(args.schema, "vectors_embedding_hnsw_idx").as_string(None)
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
 def _no_embedding(texts: Sequence[str]) -> list[list[float]]:
     raise ConfigurationError("langmem-prod setup creates tables; it embeds nothing")
 
@@ -107,14 +113,13 @@ def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
 
 
 def _setup_postgres(args: argparse.Namespace) -> str:
-    index = None
+    index, distance = None, args.distance or "cosine"
     if args.index_dims:
-        distance = args.distance or "cosine"
         settings = {"dims": args.index_dims, "embed": _no_embedding, "distance_type": distance}
         index = cast(IndexConfig, settings)  # LangGraph's PostgresIndexConfig has the key
     with _connect(args.url, args.timeout) as conn:
         try:
-            before = _installed(conn, args.schema)
+            before, had_index = _installed(conn, args.schema), _has_vector_index(conn, args)
             store = PostgresStore(
                 conn, schema=args.schema, index=index, start_sweeper=False, track_access="off"
             )
@@ -122,7 +127,10 @@ def _setup_postgres(args: argparse.Namespace) -> str:
                 store.setup()
             if args.history:
                 PostgresChatMessageHistory("setup", conn, schema=args.schema).setup()
-            return describe_change(args.schema, before, _installed(conn, args.schema))
+            said = describe_change(args.schema, before, _installed(conn, args.schema))
+            if before.get("vectors") and not had_index and _has_vector_index(conn, args):
+                said += f"; rebuilt its vector index for distance_type {distance!r}"
+            return said
         except psycopg.Error as exc:
             raise translate(exc, args.schema) from exc
 

@@ -141,6 +141,10 @@ def test_setup_takes_the_distance_type(vector_pg: PgServer) -> None:
         assert "is up to date" in cli(*args, "--distance", "inner_product").stdout
         line = one_line_error(cli(*args))  # cosine, the default, is not what was set up
         assert "distance_type 'inner_product'" in line and "DROP INDEX" in line
+        with psycopg.connect(vector_pg.url, autocommit=True) as conn:
+            conn.execute(f'DROP INDEX "{schema}".vectors_embedding_hnsw_idx')
+        rebuilt = cli(*args, "--distance", "inner_product").stdout
+        assert "up to date" in rebuilt and "rebuilt its vector index" in rebuilt
         index = {"dims": 64, "embed": HashingEmbeddings(64), "distance_type": "inner_product"}
         with PostgresStore.from_conn_string(vector_pg.url, schema=schema, index=index) as store:
             store.setup()
