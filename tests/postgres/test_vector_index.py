@@ -107,18 +107,22 @@ def test_switching_distance_type_rebuilds_a_dropped_index(
         store.setup()  # the cosine store is now the one refused
 
 
+@pytest.mark.parametrize("distance", ["cosine", "l2", "inner_product"])
 def test_halfvec_above_2000_dims(
-    vector_pg: PgServer, make_pg_store: MakePgStore, sql: psycopg.Connection
+    vector_pg: PgServer, make_pg_store: MakePgStore, sql: psycopg.Connection, distance: str
 ) -> None:
     embed = HashingEmbeddings(dims=2048)
-    store = make_pg_store(index={"dims": 2048, "embed": embed, "fields": ["text"]})
+    store = make_pg_store(
+        index={"dims": 2048, "embed": embed, "fields": ["text"], "distance_type": distance}
+    )
     (column,) = sql.execute(
         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = %s::regclass AND attname = 'embedding'",
         (f'"{store.schema}".vectors',),
     ).fetchone()
     assert column == "halfvec(2048)"
-    assert index_opclass(sql, store.schema) == "halfvec_cosine_ops"
+    suffix = {"cosine": "cosine", "l2": "l2", "inner_product": "ip"}[distance]
+    assert index_opclass(sql, store.schema) == f"halfvec_{suffix}_ops"
     store.put(("d",), "a", {"text": "pizza with cheese"})
     store.put(("d",), "b", {"text": "tax forms"})
     assert [r.key for r in store.search(("d",), query="cheese pizza")] == ["a", "b"]
