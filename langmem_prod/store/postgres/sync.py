@@ -39,7 +39,10 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
             A URL is refused with a pointer to `from_conn_string`.
         schema: the PostgreSQL schema of the store's tables (created by `setup()`).
         index: LangGraph's `IndexConfig` (`dims`, `embed`, `fields`) for semantic
-            search on pgvector; `ann_index_config` may set HNSW `m`/`ef_construction`.
+            search on pgvector; `distance_type` "cosine" (default), "l2" or
+            "inner_product" scores as LangGraph's PostgresStore (`setup()` refuses a
+            type other than the schema's index); `ann_index_config` may set HNSW
+            `m`/`ef_construction`.
         ttl: LangGraph's `TTLConfig` (`default_ttl`, `refresh_on_read`,
             `sweep_interval_minutes`).
         track_access: "batched" (default) buffers access statistics and TTL refreshes

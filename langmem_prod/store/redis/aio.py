@@ -11,6 +11,7 @@ import redis.asyncio
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._async import AsyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
+from langmem_prod.store.redis._distance import check_distance_gen
 from langmem_prod.store.redis._driver import AsyncRedisRunner
 from langmem_prod.store.redis._quota_gen import set_limits_gen, usage_gen
 from langmem_prod.store.redis._server import check_server
@@ -63,9 +64,10 @@ class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCl
             await client.aclose()
 
     async def setup(self) -> None:
-        """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
+        """Check the server (Redis >= 7 or Valkey >= 8), load the scripts, check the index."""
         check_server(await self._runner.client.info("server"))
         await self._runner.load_scripts()
+        await self._runner.run(check_distance_gen(self._cfg.keys, self._index))
 
     async def aset_tenant_limits(
         self, tenant_id: str, *, max_items: int | None = None, max_bytes: int | None = None

@@ -11,6 +11,7 @@ import redis
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._sync import SyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
+from langmem_prod.store.redis._distance import check_distance_gen
 from langmem_prod.store.redis._driver import SyncRedisRunner, close_client
 from langmem_prod.store.redis._quota_gen import set_limits_gen, usage_gen
 from langmem_prod.store.redis._server import check_server
@@ -40,7 +41,9 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
         shards: how many hash slots the store spreads namespaces over.
         shard_depth: how many leading labels choose a namespace's shard; searches and
             listings under a prefix at least that deep touch a single shard.
-        index: LangGraph's `IndexConfig` for semantic search (exact cosine, in Lua).
+        index: LangGraph's `IndexConfig` for semantic search (exact, in Lua), with
+            `distance_type` as for `PostgresStore`; `setup()` records the type under the
+            prefix and refuses another one later.
         ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock,
         values: as for `PostgresStore`.
     """
@@ -69,9 +72,10 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
             close_client(client)
 
     def setup(self) -> None:
-        """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
+        """Check the server (Redis >= 7 or Valkey >= 8), load the scripts, check the index."""
         check_server(self._runner.client.info("server"))
         self._runner.load_scripts()
+        self._runner.run(check_distance_gen(self._cfg.keys, self._index))
 
     def set_tenant_limits(
         self, tenant_id: str, *, max_items: int | None = None, max_bytes: int | None = None
