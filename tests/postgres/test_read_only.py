@@ -138,3 +138,4 @@ def test_history_reads_refuses_writes_and_its_sweeper_stops_once(
 def test_the_error_is_a_backend_error_that_retrying_cannot_fix() -> None:
     error: Any = errors.ReadOnlyServerError("x", retryable=False)
     assert isinstance(error, errors.BackendUnavailableError) and not error.retryable
+    assert isinstance(error, errors.BackendError)  # what a rejected write raised before
