@@ -7,8 +7,9 @@ Rules:
   and again after a NOSCRIPT reply (a restarted or flushed server), then the pipeline is
   sent again: every write script is an idempotent upsert or delete;
 - connection drops, timeouts, cluster reconfigurations and a loading server are retried
-  with backoff; errors leave through `translate` (a write script's quota refusal becomes
-  `QuotaExceededError`);
+  with backoff, as is a READONLY reply (a failover may promote the replica), which ends
+  as `ReadOnlyServerError`; errors leave through `translate` (a write script's quota
+  refusal becomes `QuotaExceededError`);
 - the twins differ only in `await`.
 """
 
@@ -28,6 +29,7 @@ from langmem_prod.errors import (
     BackendUnavailableError,
     ConfigurationError,
     LangmemError,
+    ReadOnlyServerError,
 )
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
@@ -52,6 +54,11 @@ def translate(exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, rx.TimeoutError):
         return BackendTimeoutError(f"Redis did not answer in time: {exc}")
+    if isinstance(exc, rx.ReadOnlyError):  # retried: a failover may promote the server
+        return ReadOnlyServerError(
+            "Redis refused a write: the server is a read-only replica (READONLY); nothing "
+            "was written, write through the primary"
+        )
     if isinstance(exc, _RETRYABLE):
         return BackendUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}")
     if isinstance(exc, rx.ResponseError) and (quota := quota_error(str(exc))) is not None:
