@@ -6,6 +6,9 @@ Rules:
 - scripts run by EVALSHA; they are loaded on first use (on every primary of a cluster)
   and again after a NOSCRIPT reply (a restarted or flushed server), then the pipeline is
   sent again: every write script is an idempotent upsert or delete;
+- each round trip first takes one of the client's connection slots (`_slots`): past the
+  pool's size, calls queue for up to `pool_timeout` seconds instead of failing, and a
+  pool filled by code outside the store is waited for until the same deadline;
 - connection drops, timeouts, cluster reconfigurations and a loading server are retried
   with backoff; errors leave through `translate` (a write script's quota refusal becomes
   `QuotaExceededError`);
@@ -14,6 +17,8 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -34,6 +39,14 @@ from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.redis._effects import Command, Pipeline
 from langmem_prod.store.redis._lua import SCRIPTS
 from langmem_prod.store.redis._quota import quota_error
+from langmem_prod.store.redis._slots import (
+    DEFAULT_POOL_TIMEOUT,
+    FULL_POOL_PAUSE,
+    async_slots,
+    check_pool_timeout,
+    pool_timeout_error,
+    sync_slots,
+)
 
 T = TypeVar("T")
 _RETRYABLE = (
@@ -74,6 +87,14 @@ def close_client(client: redis.Redis | redis.RedisCluster) -> None:
             node.redis_connection.connection_pool.disconnect()
 
 
+def _wait_full_pool(exc: BackendUnavailableError, deadline: float, timeout: float) -> None:
+    """Return if `exc` is a pool filled by others and time is left to wait; else raise."""
+    if not isinstance(exc.__cause__, rx.MaxConnectionsError):
+        raise exc
+    if time.monotonic() >= deadline:
+        raise pool_timeout_error(timeout) from exc
+
+
 def _check(replies: list[Any]) -> list[Any]:
     for reply in replies:
         if isinstance(reply, Exception):
@@ -96,9 +117,12 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
         embeddings: Embeddings | None,
         retry: RetryPolicy,
         scripts: Mapping[str, str] = SCRIPTS,
+        *,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         super().__init__(embeddings, retry)
         self.client = client
+        self.pool_timeout = check_pool_timeout(pool_timeout)
         self.scripts = scripts
         self.cluster = isinstance(client, redis.RedisCluster)
         self._loaded = False
@@ -106,6 +130,21 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a redis-py error."""
         return translate(exc)
+
+    def _send(self, effect: Pipeline) -> Any:
+        """Send `effect` holding one of the client's slots (queued up to `pool_timeout`)."""
+        slots, deadline = sync_slots(self.client), time.monotonic() + self.pool_timeout
+        if not slots.acquire(timeout=self.pool_timeout):
+            raise pool_timeout_error(self.pool_timeout)
+        try:
+            while True:
+                try:
+                    return super()._send(effect)
+                except BackendUnavailableError as exc:
+                    _wait_full_pool(exc, deadline, self.pool_timeout)
+                time.sleep(FULL_POOL_PAUSE)
+        finally:
+            slots.release()
 
     def _send_once(self, effect: Pipeline) -> list[Any]:
         if effect.scripted and not self._loaded:
@@ -145,9 +184,12 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         embeddings: Embeddings | None,
         retry: RetryPolicy,
         scripts: Mapping[str, str] = SCRIPTS,
+        *,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         super().__init__(embeddings, retry)
         self.client = client
+        self.pool_timeout = check_pool_timeout(pool_timeout)
         self.scripts = scripts
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
         self._loaded = False
@@ -155,6 +197,27 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a redis-py error."""
         return translate(exc)
+
+    async def _send(self, effect: Pipeline) -> Any:
+        """Send `effect` holding one of the client's slots (queued up to `pool_timeout`)."""
+        slots, deadline = async_slots(self.client), time.monotonic() + self.pool_timeout
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise pool_timeout_error(self.pool_timeout) from None
+        else:
+            await slots.acquire()
+        try:
+            while True:
+                try:
+                    return await super()._send(effect)
+                except BackendUnavailableError as exc:
+                    _wait_full_pool(exc, deadline, self.pool_timeout)
+                await asyncio.sleep(FULL_POOL_PAUSE)
+        finally:
+            slots.release()
 
     async def _send_once(self, effect: Pipeline) -> list[Any]:
         if effect.scripted and not self._loaded:

@@ -43,7 +43,9 @@ class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCl
                 "AsyncRedisStore needs a redis.asyncio Redis or RedisCluster client; for a "
                 "synchronous client use RedisStore"
             )
-        self._runner = AsyncRedisRunner(self.client, self.embeddings, self._retry)
+        self._runner = AsyncRedisRunner(
+            self.client, self.embeddings, self._retry, pool_timeout=self._pool_timeout
+        )
 
     @classmethod
     @asynccontextmanager

@@ -53,7 +53,9 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
                 "RedisStore needs a redis.Redis or redis.RedisCluster client; for a "
                 "redis.asyncio client use AsyncRedisStore"
             )
-        self._runner = SyncRedisRunner(self.client, self.embeddings, self._retry)
+        self._runner = SyncRedisRunner(
+            self.client, self.embeddings, self._retry, pool_timeout=self._pool_timeout
+        )
 
     @classmethod
     @contextmanager
