@@ -39,6 +39,7 @@ from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.redis._effects import Command, Pipeline
 from langmem_prod.store.redis._lua import SCRIPTS
 from langmem_prod.store.redis._quota import quota_error
+from langmem_prod.store.redis._server import check_server
 from langmem_prod.store.redis._slots import (
     DEFAULT_POOL_TIMEOUT,
     FULL_POOL_PAUSE,
@@ -57,12 +58,23 @@ _RETRYABLE = (
     rx.TryAgainError,
     rx.ReadOnlyError,
 )
+_BAD_DB = ("DB index is out of range", "ERR DB index is out of range", "ERR invalid DB index")
 
 
 def translate(exc: BaseException) -> BaseException:
     """Return the langmem_prod error for a redis-py error (others pass through)."""
     if isinstance(exc, LangmemError):
         return exc
+    if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        return ConfigurationError(
+            f"Redis refused the credentials: {exc}; check the user and password in the URL "
+            "(retrying cannot help)"
+        )
+    if isinstance(exc, rx.ResponseError) and str(exc).startswith(_BAD_DB):
+        return ConfigurationError(
+            f"Redis refused the database number: {exc}; use a database the server has "
+            "(redis://host:6379/0; a cluster has only 0)"
+        )
     if isinstance(exc, rx.TimeoutError):
         return BackendTimeoutError(f"Redis did not answer in time: {exc}")
     if isinstance(exc, _RETRYABLE):
@@ -166,6 +178,14 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
             pipe.execute_command(*command)
         return list(pipe.execute(raise_on_error=False))
 
+    def setup_server(self) -> None:
+        """Check the server and load the scripts, retried and translated like any call."""
+        self._retrying(self._setup_once)
+
+    def _setup_once(self) -> None:
+        check_server(self.client.info("server"))
+        self.load_scripts()
+
     def load_scripts(self) -> None:
         """Load every script (on every primary of a cluster)."""
         for source in self.scripts.values():
@@ -238,6 +258,14 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         for command in commands:
             pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def setup_server(self) -> None:
+        """Check the server and load the scripts, retried and translated like any call."""
+        await self._retrying(self._setup_once)
+
+    async def _setup_once(self) -> None:
+        check_server(await self.client.info("server"))
+        await self.load_scripts()
 
     async def load_scripts(self) -> None:
         """Load every script (on every primary of a cluster)."""
