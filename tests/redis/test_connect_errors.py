@@ -98,12 +98,9 @@ async def test_wrong_password_fails_at_once_without_the_password(
     await _setup(flavour, url.replace("wrong-secret", "right-one"))  # the user works
 
 
-def test_history_on_a_down_server_is_backend_unavailable() -> None:
-    history = RedisChatMessageHistory("s", f"redis://127.0.0.1:{_free_port()}/0")
-    started = time.monotonic()
-    with pytest.raises(errors.BackendUnavailableError):
-        history.add_messages([HumanMessage("hi")])
-    assert time.monotonic() - started < 2.0
+def test_history_on_a_malformed_url_is_a_configuration_error() -> None:
+    with pytest.raises(errors.ConfigurationError, match="malformed"):
+        RedisChatMessageHistory("s", "http://127.0.0.1:6379/0").add_messages([HumanMessage("hi")])
 
 
 def test_connect_timeout_and_pool_size_are_checked() -> None:

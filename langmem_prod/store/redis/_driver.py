@@ -137,6 +137,7 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
         self.pool_timeout = check_pool_timeout(pool_timeout)
         self.scripts = scripts
         self.cluster = isinstance(client, redis.RedisCluster)
+        self._slots = sync_slots(client)
         self._loaded = False
 
     def translate(self, exc: BaseException) -> BaseException:
@@ -145,7 +146,7 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
 
     def _send(self, effect: Pipeline) -> Any:
         """Send `effect` holding one of the client's slots (queued up to `pool_timeout`)."""
-        slots, deadline = sync_slots(self.client), time.monotonic() + self.pool_timeout
+        slots, deadline = self._slots, time.monotonic() + self.pool_timeout
         if not slots.acquire(timeout=self.pool_timeout):
             raise pool_timeout_error(self.pool_timeout)
         try:
@@ -212,15 +213,22 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         self.pool_timeout = check_pool_timeout(pool_timeout)
         self.scripts = scripts
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._loaded = False
 
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a redis-py error."""
         return translate(exc)
 
+    def _loop_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, async_slots(self.client))
+        return self._slots[1]
+
     async def _send(self, effect: Pipeline) -> Any:
         """Send `effect` holding one of the client's slots (queued up to `pool_timeout`)."""
-        slots, deadline = async_slots(self.client), time.monotonic() + self.pool_timeout
+        slots, deadline = self._loop_slots(), time.monotonic() + self.pool_timeout
         if slots.locked():
             try:
                 async with asyncio.timeout(self.pool_timeout):
