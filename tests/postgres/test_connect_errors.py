@@ -190,7 +190,7 @@ def test_pool_held_by_others_times_out_in_time(pg: PgServer) -> None:
             store.setup()
             with pool.connection():  # someone else holds the only connection
                 started = time.monotonic()
-                with pytest.raises(errors.BackendTimeoutError):
+                with pytest.raises(errors.BackendTimeoutError, match="pool_timeout"):
                     store.put(("a",), "k", {"v": 1})
                 assert 0.45 <= time.monotonic() - started < 2.0
             store.put(("a",), "k", {"v": 1})

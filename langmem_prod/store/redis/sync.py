@@ -43,6 +43,8 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
         index: LangGraph's `IndexConfig` for semantic search (exact cosine, in Lua).
         ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock,
         values: as for `PostgresStore`.
+        pool_timeout: seconds a call waits for one of the client's connections when all
+            are busy (calls queue instead of failing), then `BackendTimeoutError`.
     """
 
     _runner: SyncRedisRunner
