@@ -55,13 +55,20 @@ async def test_concurrent_writes_all_land(make_store: MakeStore, flavour: str, n
 async def test_ten_thousand_concurrent_writes_all_land(
     request: pytest.FixtureRequest, make_store: MakeStore, flavour: str
 ) -> None:
-    if "slow" not in str(request.config.getoption("markexpr")):
-        pytest.skip("10,000 writes take ~10 s per store: run with -m slow")
+    _skip_unless_slow_selected(request, 10_000)
     await _writes_land(make_store, flavour, 10_000)
 
 
-@pytest.mark.parametrize("n", [100, 1000])
-async def test_concurrent_history_appends_all_land(backend: Backend, flavour: str, n: int) -> None:
+def _skip_unless_slow_selected(request: pytest.FixtureRequest, n: int) -> None:
+    if n >= 10_000 and "slow" not in str(request.config.getoption("markexpr")):
+        pytest.skip("10,000 concurrent calls take ~10 s per backend: run with -m slow")
+
+
+@pytest.mark.parametrize("n", [100, 1000, pytest.param(10_000, marks=pytest.mark.slow)])
+async def test_concurrent_history_appends_all_land(
+    request: pytest.FixtureRequest, backend: Backend, flavour: str, n: int
+) -> None:
+    _skip_unless_slow_selected(request, n)
     place = backend.place()
     history = await backend.make_history(flavour, place, "crowded")
     if hasattr(history, "setup"):
