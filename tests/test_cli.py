@@ -264,3 +264,28 @@ def test_new_master_key_prints_an_entry_the_keyring_reads() -> None:
 def test_new_master_key_refuses_an_id_the_keyring_would_not_read() -> None:
     line = one_line_error(cli("new-master-key", "--id", "no spaces allowed"))
     assert "--id must be" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--url", "host=localhost port"), "malformed"),
+        (("--url", f"postgresql://postgres@127.0.0.1:{free_port()}/db"), "Connection refused"),
+        (("--store", "redis", "--url", "http://127.0.0.1:6379/0"), "Redis URL is malformed"),
+        (("--store", "redis", "--url", f"redis://127.0.0.1:{free_port()}/0"), "Error 111"),
+    ],
+    ids=["pg-bad-dsn", "pg-refused", "redis-bad-url", "redis-refused"],
+)
+def test_demo_connection_mistakes_are_one_line_and_fast(
+    args: tuple[str, ...], expected: str
+) -> None:
+    started = time.monotonic()
+    line = one_line_error(cli("demo", *args))
+    assert time.monotonic() - started < 20  # the interpreter's start included
+    assert expected in line
+
+
+def test_demo_on_an_unknown_database_names_it(pg: PgServer) -> None:
+    unknown_database = pg.url.rsplit("/", 1)[0] + "/no_such_db_x"
+    line = one_line_error(cli("demo", "--url", unknown_database))
+    assert 'database "no_such_db_x" does not exist' in line

@@ -26,6 +26,12 @@ import redis
 import redis.asyncio
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from langmem_prod.store.postgres._connect import (
+    DEFAULT_CONNECT_TIMEOUT,
+    acheck_connection,
+    check_connection,
+)
+from langmem_prod.store.redis._connect import async_client, sync_client
 from langmem_prod.store.redis._driver import close_client
 
 _lock = threading.Lock()
@@ -90,8 +96,13 @@ def pg_pool(url: str) -> ConnectionPool[Any]:
     with _lock:
         pool = _sync.get(("pg", url))
         if pool is None:
+            conninfo = check_connection(url, DEFAULT_CONNECT_TIMEOUT)
             pool = ConnectionPool(
-                url, min_size=1, max_size=POOL_MAX_SIZE, kwargs={"autocommit": True}, open=False
+                conninfo,
+                min_size=1,
+                max_size=POOL_MAX_SIZE,
+                kwargs={"autocommit": True},
+                open=False,
             )
             pool.open()
             _sync[("pg", url)] = pool
@@ -103,10 +114,15 @@ async def apg_pool(url: str) -> AsyncConnectionPool[Any]:
     owned = _owned()
     pool = owned.get(("pg", url))
     if pool is None:
+        conninfo = await acheck_connection(url, DEFAULT_CONNECT_TIMEOUT)
         # min_size=0: the first use makes the loop's one connection; with a connection
         # made in the background at open it would find none ready and grow to two.
         pool = AsyncConnectionPool(
-            url, min_size=0, max_size=POOL_MAX_SIZE, kwargs={"autocommit": True}, open=False
+            conninfo,
+            min_size=0,
+            max_size=POOL_MAX_SIZE,
+            kwargs={"autocommit": True},
+            open=False,
         )
         owned[("pg", url)] = pool
         await pool.open()
@@ -119,7 +135,9 @@ def redis_client(url: str, cluster: bool) -> redis.Redis | redis.RedisCluster:
     with _lock:
         client = _sync.get((kind, url))
         if client is None:
-            client = redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+            client = sync_client(
+                url, cluster=cluster, pool_size=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT
+            )
             _sync[(kind, url)] = client
     return client
 
@@ -130,10 +148,8 @@ def aredis_client(url: str, cluster: bool) -> redis.asyncio.Redis | redis.asynci
     owned = _owned()
     client = owned.get((kind, url))
     if client is None:
-        client = (
-            redis.asyncio.RedisCluster.from_url(url)
-            if cluster
-            else redis.asyncio.Redis.from_url(url)
+        client = async_client(
+            url, cluster=cluster, pool_size=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT
         )
         owned[(kind, url)] = client
     return client

@@ -91,8 +91,9 @@ def translate(
         return exc
     if isinstance(exc, PoolTimeout):
         return BackendTimeoutError(
-            "no PostgreSQL connection could be had within the pool's timeout (the server may "
-            "be down, or every connection busy); check the server, or raise max_size/timeout",
+            "no PostgreSQL connection came free within the pool's timeout (every connection "
+            "stayed busy, or the server stopped answering); raise pool_size / pool_timeout "
+            "(the pool's max_size / timeout), or find what holds the connections",
             retryable=False,
         )
     if isinstance(exc, psycopg.Error) and exc.sqlstate == QUOTA_SQLSTATE:
