@@ -47,6 +47,36 @@ async def test_invalid_namespace_on_every_op(store: Subject, namespace: tuple) -
     await _nothing_written(store)
 
 
+_TEXT = r"not a str.*pass a tuple, e\.g\. \('users',\)"
+
+
+async def test_a_str_namespace_is_refused_everywhere(store: Subject) -> None:
+    calls = [
+        ("put", ("users", "k", {"v": 1}), {}),
+        ("get", ("users", "k"), {}),
+        ("delete", ("users", "k"), {}),
+        ("search", ("users",), {}),
+        ("list_namespaces", (), {"prefix": "a"}),
+        ("list_namespaces", (), {"suffix": "users"}),
+    ]
+    for method, args, kwargs in calls:
+        with pytest.raises(errors.InvalidNamespaceError, match=_TEXT) as info:
+            await getattr(store, method)(*args, **kwargs)
+        assert isinstance(info.value, InvalidNamespaceError)
+    ops = [
+        PutOp("users", "k", {"v": 1}),  # type: ignore[arg-type]
+        PutOp("users", "k", None),  # type: ignore[arg-type]
+        GetOp("users", "k"),  # type: ignore[arg-type]
+        SearchOp("users"),  # type: ignore[arg-type]
+        ListNamespacesOp(match_conditions=(MatchCondition("prefix", "users"),)),  # type: ignore[arg-type]
+        ListNamespacesOp(match_conditions=(MatchCondition("suffix", "u"),)),  # type: ignore[arg-type]
+    ]
+    for op in ops:
+        with pytest.raises(errors.InvalidNamespaceError, match=_TEXT):
+            await store.batch([PutOp(("fine",), "k", {"v": 1}), op])
+    await _nothing_written(store)
+
+
 @pytest.mark.parametrize("namespace", [(), ("langgraph", "x")])
 async def test_written_namespace_must_be_nonempty_and_not_reserved(
     store: Subject, namespace: tuple
