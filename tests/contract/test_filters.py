@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langgraph.store.base import PutOp
 
+from langmem_prod import errors
+from langmem_prod.store._filter import MAX_FILTER_CONDITIONS, MAX_FILTER_DEPTH
 from tests import reference
 from tests.contract.conftest import Subject
 
@@ -66,9 +69,109 @@ CASES = [
 ]
 
 
+LOGICAL_CASES = [
+    {"$or": [{"score": {"$lt": 5}}, {"name": "alice"}]},
+    {"$and": [{"score": {"$gte": 2}}, {"score": {"$lt": 10}}]},
+    {"$not": {"score": {"$gte": 10}}},  # also items without a number there
+    {"$not": {"name": None}},
+    {"$not": {"score": {"$gt": 5}, "name": {"$ne": "bob"}}},  # not all of them
+    {"$or": [{"$not": {"meta.level": {"$exists": True}}}, {"active": True}]},
+    {"score": {"$gte": 2}, "$or": [{"name": "bob"}, {"meta.level": "high"}]},
+    {"$not": {"$or": [{"score": 10}, {"name": {"$in": ["bob", "alice"]}}]}},
+    {"$and": [{"$or": [{"other": 1}, {"score": 2}]}, {"$not": {"$not": {"name": "bob"}}}]},
+    {"$or": [{"meta": {"level": 9}}, {"meta.tags": ["x"]}]},
+    {"$not": {"$and": [{"name": {"$exists": True}}, {"score": {"$in": [2, 9, 10]}}]}},
+    {"$or": [{"$and": [{"score": {"$gt": 9}}, {"active": False}]}, {"other": {"$gte": 1}}]},
+]
+INF, NAN = math.inf, math.nan
+SPECIAL_CASES = [
+    {"score": {"$lt": INF}},  # every number, nothing else
+    {"score": {"$lte": INF}},
+    {"score": {"$gt": -INF}},
+    {"score": {"$gte": -INF}},
+    {"score": {"$gt": INF}},
+    {"score": {"$gte": INF}},
+    {"score": {"$lt": -INF}},
+    {"score": {"$lte": -INF}},
+    {"score": INF},
+    {"score": {"$ne": -INF}},
+    {"score": {"$eq": NAN}},  # NaN equals nothing
+    {"score": NAN},
+    {"score": {"$ne": NAN}},  # ... so every item differs from it, as in InMemoryStore
+    {"score": {"$gt": NAN}},
+    {"score": {"$lte": NAN}},
+    {"score": {"$in": [NAN, 2, INF]}},
+    {"score": {"$nin": [NAN]}},
+    {"score": {"$nin": [NAN, 2]}},
+    {"meta": {"level": NAN}},
+    {"meta.tags": ["x", NAN]},
+    {"name": "bob\x00"},  # a string with NUL equals nothing
+    {"name": {"$ne": "b\x00"}},
+    {"name": {"$gt": "\x00"}},  # ... and orders against nothing
+    {"name": {"$lt": "zzz\x00"}},
+    {"name": {"$in": ["bob", "x\x00"]}},
+    {"name": {"$nin": ["bob", "x\x00"]}},
+    {"meta": {"level\x00": 9}},
+    {"na\x00me": "bob"},  # no value holds such a path
+    {"na\x00me": {"$exists": False}},
+    {"na\x00me": {"$ne": 1}},
+    {"$not": {"score": {"$lt": INF}}},
+    {"$or": [{"score": NAN}, {"name": "bob"}]},
+    {"$and": [{"score": {"$ne": NAN}}, {"name": {"$gte": "b"}}]},
+    {"$not": {"score": NAN}},
+]
+
+
 @pytest.mark.parametrize("filter", CASES, ids=[str(c) for c in CASES])
 async def test_filter_cases(filled: Subject, filter: dict) -> None:
     assert await keys(filled, filter) == expected(filter)
+
+
+@pytest.mark.parametrize("filter", LOGICAL_CASES, ids=[str(c) for c in LOGICAL_CASES])
+async def test_and_or_not(filled: Subject, filter: dict) -> None:
+    assert await keys(filled, filter) == expected(filter)
+
+
+@pytest.mark.parametrize("filter", SPECIAL_CASES, ids=[repr(c) for c in SPECIAL_CASES])
+async def test_nan_infinities_and_nul_are_results(filled: Subject, filter: dict) -> None:
+    assert await keys(filled, filter) == expected(filter)
+
+
+async def test_special_operands_as_in_memory_store(filled: Subject) -> None:
+    numbers = {"n2", "n9", "n10", "n10f", "n25"}
+    assert await keys(filled, {"score": {"$lt": INF}}) == numbers
+    assert await keys(filled, {"score": {"$gt": -INF}}) == numbers
+    assert await keys(filled, {"score": {"$eq": NAN}}) == set()
+    assert await keys(filled, {"score": {"$ne": NAN}}) == set(ITEMS)
+    assert await keys(filled, {"name": "bob\x00"}) == set()
+    assert await keys(filled, {"$or": [{"name": "bob"}, {"name": "alice"}]}) == {"n2", "n9"}
+    assert await keys(filled, {"$not": {"score": {"$gte": 10}}}) == {"n2", "n9", "s", "none"}
+
+
+async def test_values_with_nan_infinities_or_nul_are_still_refused(filled: Subject) -> None:
+    for value in ({"x": NAN}, {"x": [INF]}, {"x": "a\x00"}):
+        with pytest.raises(errors.InvalidValueError):
+            await filled.put(("f",), "bad", value)
+    assert await keys(filled, {"x": {"$exists": True}}) == set()
+
+
+def _nested(depth: int) -> dict:
+    filter: dict = {"score": 2}
+    for level in range(depth):
+        filter = {("$not", "$and", "$or")[level % 3]: filter if level % 3 == 0 else [filter]}
+    return filter
+
+
+async def test_nesting_is_bounded(filled: Subject) -> None:
+    deepest = _nested(MAX_FILTER_DEPTH - 1)
+    assert await keys(filled, deepest) == expected(deepest)
+    with pytest.raises(errors.InvalidFilterError, match=f"more than {MAX_FILTER_DEPTH} levels"):
+        await filled.search(("f",), filter=_nested(MAX_FILTER_DEPTH))
+    wide = {"$or": [{"score": i} for i in range(MAX_FILTER_CONDITIONS + 1)]}
+    with pytest.raises(errors.InvalidFilterError, match="more than 1000 conditions"):
+        await filled.search(("f",), filter=wide)
+    wide["$or"].pop()
+    assert await keys(filled, wide) == {"n2", "n9", "n10", "n10f"}
 
 
 async def test_numeric_filters_are_typed(filled: Subject) -> None:
