@@ -202,31 +202,50 @@ json_value = st.recursive(
     max_leaves=6,
 )
 item_value = st.dictionaries(st.sampled_from("abc"), json_value, max_size=3)
-paths = st.sampled_from(["a", "b", "c", "a.b", "a.c", "b.a", "a.0", "b.1", "c.-1", "a.b.c"])
-comparable = st.one_of(number, text)
+paths = st.sampled_from(
+    ["a", "b", "c", "a.b", "a.c", "b.a", "a.0", "b.1", "c.-1", "a.b.c", "b\x00", "a.\x00"]
+)
+# Operands no stored value holds: results, not errors (NaN equals nothing, infinities
+# order as numbers, a string with NUL equals and orders against nothing).
+special = st.sampled_from([math.nan, math.inf, -math.inf, "a\x00", "\x00"])
+comparable = st.one_of(number, text, special)
+operand = st.one_of(
+    json_value,
+    special,
+    st.lists(st.one_of(leaf, special), min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from(["a", "b\x00"]), st.one_of(leaf, special), max_size=2),
+)
 operator_spec = st.one_of(
-    st.tuples(st.sampled_from(["$eq", "$ne"]), json_value),
+    st.tuples(st.sampled_from(["$eq", "$ne"]), operand),
     st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), comparable),
-    st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(json_value, max_size=3)),
+    st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(operand, max_size=3)),
     st.tuples(st.just("$exists"), st.booleans()),
 )
-filters = st.dictionaries(
+field_filters = st.dictionaries(
     paths,
     st.one_of(
-        json_value.filter(
-            lambda v: not (isinstance(v, dict) and any(k.startswith("$") for k in v))
-        ),
+        operand.filter(lambda v: not (isinstance(v, dict) and any(k.startswith("$") for k in v))),
         st.lists(operator_spec, min_size=1, max_size=2).map(dict),
     ),
     min_size=1,
     max_size=2,
+)
+filters = st.recursive(
+    field_filters,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda fs: {"$and": fs}),
+        st.lists(inner, min_size=1, max_size=3).map(lambda fs: {"$or": fs}),
+        inner.map(lambda f: {"$not": f}),
+        st.tuples(field_filters, inner).map(lambda pair: {**pair[0], "$or": [pair[1]]}),
+    ),
+    max_leaves=8,
 )
 _counter = itertools.count()
 
 
 @pytest.mark.slow
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(items=st.lists(item_value, min_size=1, max_size=12), filter=filters)
 def test_filters_match_the_reference(sync_store, items: list[dict], filter: dict) -> None:
