@@ -114,9 +114,11 @@ def parse_filter(filter: Mapping[str, Any] | None) -> tuple[Node, ...]:
     """
     if not filter:
         return ()
-    budget = [MAX_FILTER_CONDITIONS]
-    folded = _all(_parse(filter, 1, budget))
-    if folded == ALWAYS:
+    nodes = _parse(filter, 1, [MAX_FILTER_CONDITIONS])
+    if not any(type(node) is Group for node in nodes):
+        return tuple(nodes)  # plain conditions: nothing to fold
+    folded = _all(nodes)
+    if folded is ALWAYS:
         return ()
     return folded.children if isinstance(folded, Group) and folded.op == "$and" else (folded,)
 
@@ -180,10 +182,12 @@ def _all(nodes: list[Node]) -> Node:
     for node in nodes:
         if isinstance(node, Group) and node.op == "$and":
             kept.extend(node.children)
-        elif node == NEVER:
+        elif node is NEVER:
             return NEVER
         else:
             kept.append(node)
+    if not kept:
+        return ALWAYS
     return kept[0] if len(kept) == 1 else Group("$and", tuple(kept))
 
 
@@ -193,19 +197,21 @@ def _any(nodes: list[Node]) -> Node:
     for node in nodes:
         if isinstance(node, Group) and node.op == "$or":
             kept.extend(node.children)
-        elif node == ALWAYS:
+        elif node is ALWAYS:
             return ALWAYS
         else:
             kept.append(node)
+    if not kept:
+        return NEVER
     return kept[0] if len(kept) == 1 else Group("$or", tuple(kept))
 
 
 def _negate(nodes: list[Node]) -> Node:
     """Not all of `nodes`, folded."""
     inner = _all(nodes)
-    if inner == ALWAYS:
+    if inner is ALWAYS:
         return NEVER
-    if inner == NEVER:
+    if inner is NEVER:
         return ALWAYS
     if isinstance(inner, Group) and inner.op == "$not":
         return _all(list(inner.children))
@@ -235,23 +241,22 @@ def _condition(path: tuple[str, ...], raw_path: str, op: str, operand: Any) -> N
         raise InvalidFilterError(
             f"unknown filter operator {op!r} on {raw_path!r}; use one of {', '.join(OPERATORS)}"
         )
-    where = f"{op} on {raw_path!r}"
     if op in ORDERING_OPERATORS:
         if isinstance(operand, bool) or not isinstance(operand, int | float | str):
-            raise InvalidFilterError(f"{where} needs a number or a string operand")
-        node = _ordering(path, op, operand, _storable(operand, where))
+            raise InvalidFilterError(f"{op} on {raw_path!r} needs a number or a string operand")
+        node = _ordering(path, op, operand, _storable(operand, op, raw_path))
     elif op in ("$in", "$nin"):
         if not isinstance(operand, list | tuple):
-            raise InvalidFilterError(f"{where} needs a list of values")
+            raise InvalidFilterError(f"{op} on {raw_path!r} needs a list of values")
         # An element no value can equal changes nothing; with none left, $in is false.
-        operand = tuple(element for element in operand if _storable(element, where))
+        operand = tuple(element for element in operand if _storable(element, op, raw_path))
         empty = NEVER if op == "$in" else ALWAYS
         node = Condition(path, op, operand) if operand else empty  # type: ignore[arg-type]
     elif op == "$exists":
         if not isinstance(operand, bool):
-            raise InvalidFilterError(f"{where} needs true or false")
+            raise InvalidFilterError(f"{op} on {raw_path!r} needs true or false")
         node = Condition(path, "$exists", operand)
-    elif _storable(operand, where):
+    elif _storable(operand, op, raw_path):
         node = Condition(path, op, operand)  # type: ignore[arg-type]
     else:  # nothing equals it
         node = NEVER if op == "$eq" else ALWAYS
@@ -270,12 +275,17 @@ def _ordering(path: tuple[str, ...], op: str, operand: Any, storable: bool) -> N
     return NEVER  # NaN, or a string with a NUL: orders against nothing
 
 
-def _storable(operand: Any, where: str) -> bool:
+def _storable(operand: Any, op: str, raw_path: str) -> bool:
     """Whether a stored value could hold `operand` (no NaN, infinity or NUL); no recursion.
 
     Raises:
         InvalidFilterError: the operand is not JSON, nests too deep, or holds a lone surrogate.
     """
+    kind = type(operand)
+    if kind is str:  # the common operands first
+        return _check_text(operand, op, raw_path)
+    if kind is int or kind is bool or operand is None:
+        return True
     storable = True
     stack = [(operand, 1)]
     while stack:
@@ -285,29 +295,32 @@ def _storable(operand: Any, where: str) -> bool:
         if isinstance(node, float):
             storable = storable and math.isfinite(node)
         elif isinstance(node, str):
-            storable = _check_text(node, where) and storable
+            storable = _check_text(node, op, raw_path) and storable
         elif depth > MAX_VALUE_DEPTH:
             raise InvalidFilterError(
-                f"{where}: the operand nests more than {MAX_VALUE_DEPTH} levels deep"
+                f"{op} on {raw_path!r}: the operand nests more than {MAX_VALUE_DEPTH} levels deep"
             )
         elif isinstance(node, list | tuple):
             stack.extend((element, depth + 1) for element in node)
         elif isinstance(node, Mapping):
             for key, element in node.items():
                 if not isinstance(key, str):
-                    raise InvalidFilterError(f"{where}: object keys must be strings")
-                storable = _check_text(key, where) and storable
+                    raise InvalidFilterError(f"{op} on {raw_path!r}: object keys must be strings")
+                storable = _check_text(key, op, raw_path) and storable
                 stack.append((element, depth + 1))
         else:
-            raise InvalidFilterError(f"{where}: {type(node).__name__} is not a JSON value")
+            raise InvalidFilterError(
+                f"{op} on {raw_path!r}: {type(node).__name__} is not a JSON value"
+            )
     return storable
 
 
-def _check_text(text: str, where: str) -> bool:
+def _check_text(text: str, op: str, raw_path: str) -> bool:
     """Whether a stored value could hold `text` (no NUL); refuses lone surrogates."""
     if has_surrogate(text):
         raise InvalidFilterError(
-            f"{where}: a string holds a lone surrogate (U+D800-U+DFFF); pass valid Unicode"
+            f"{op} on {raw_path!r}: a string holds a lone surrogate (U+D800-U+DFFF); "
+            "pass valid Unicode"
         )
     return "\x00" not in text
 
