@@ -115,7 +115,10 @@ def parse_filter(filter: Mapping[str, Any] | None) -> tuple[Node, ...]:
     if not filter:
         return ()
     nodes = _parse(filter, 1, [MAX_FILTER_CONDITIONS])
-    if not any(type(node) is Group for node in nodes):
+    for node in nodes:
+        if type(node) is Group:
+            break
+    else:
         return tuple(nodes)  # plain conditions: nothing to fold
     folded = _all(nodes)
     if folded is ALWAYS:
@@ -129,7 +132,7 @@ def _parse(filter: object, depth: int, budget: list[int]) -> list[Node]:
         raise InvalidFilterError(f"a filter must be a dict, not {type(filter).__name__}")
     nodes: list[Node] = []
     for raw_path, spec in filter.items():
-        if _is_operator(raw_path):
+        if type(raw_path) is str and raw_path[:1] == "$":
             nodes.append(_logical(raw_path, spec, depth, budget))
             continue
         path = _parse_path(raw_path)
@@ -147,7 +150,8 @@ def _parse(filter: object, depth: int, budget: list[int]) -> list[Node]:
             raise InvalidFilterError(
                 f"a filter holds more than {MAX_FILTER_CONDITIONS} conditions; split the search"
             )
-        nodes.extend(_condition(path, raw_path, op, operand) for op, operand in pairs)
+        for op, operand in pairs:
+            nodes.append(_condition(path, raw_path, op, operand))
     return nodes
 
 
