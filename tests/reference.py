@@ -1,7 +1,9 @@
 """A small pure-Python model of the store's filter and namespace semantics.
 
 It states the documented rules directly (JSON-typed comparisons, missing paths, label
-patterns) so property tests can compare the databases' answers with it.
+patterns, `$and` / `$or` / `$not`, NaN equal to nothing, infinities ordered as numbers, a
+string with NUL ordering against nothing) so property tests can compare the databases'
+answers with it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def json_equal(a: Any, b: Any) -> bool:
 
 def _order(actual: Any, operand: Any, op: str) -> bool:
     if isinstance(operand, str):
-        if not isinstance(actual, str):
+        if not isinstance(actual, str) or "\x00" in operand:
             return False
     elif not _is_number(actual):
         return False
@@ -60,29 +62,39 @@ def _order(actual: Any, operand: Any, op: str) -> bool:
 
 def matches(value: dict, filter: dict) -> bool:
     for raw_path, spec in filter.items():
-        path = tuple(raw_path.split("."))
-        ops = (
-            spec
-            if isinstance(spec, dict) and any(k.startswith("$") for k in spec)
-            else {"$eq": spec}
-        )
-        actual = value_at(value, path)
-        present = actual is not MISSING
-        for op, operand in ops.items():
-            if op == "$eq":
-                ok = present and json_equal(actual, operand)
-            elif op == "$ne":
-                ok = not (present and json_equal(actual, operand))
-            elif op == "$in":
-                ok = present and any(json_equal(actual, x) for x in operand)
-            elif op == "$nin":
-                ok = not (present and any(json_equal(actual, x) for x in operand))
-            elif op == "$exists":
-                ok = present == operand
-            else:
-                ok = present and _order(actual, operand, op)
-            if not ok:
-                return False
+        if raw_path == "$and":
+            ok = all(matches(value, f) for f in spec)
+        elif raw_path == "$or":
+            ok = any(matches(value, f) for f in spec)
+        elif raw_path == "$not":
+            ok = not matches(value, spec)
+        else:
+            ok = _field_matches(value, raw_path, spec)
+        if not ok:
+            return False
+    return True
+
+
+def _field_matches(value: dict, raw_path: str, spec: Any) -> bool:
+    path = tuple(raw_path.split("."))
+    ops = spec if isinstance(spec, dict) and any(k.startswith("$") for k in spec) else {"$eq": spec}
+    actual = value_at(value, path)
+    present = actual is not MISSING
+    for op, operand in ops.items():
+        if op == "$eq":
+            ok = present and json_equal(actual, operand)
+        elif op == "$ne":
+            ok = not (present and json_equal(actual, operand))
+        elif op == "$in":
+            ok = present and any(json_equal(actual, x) for x in operand)
+        elif op == "$nin":
+            ok = not (present and any(json_equal(actual, x) for x in operand))
+        elif op == "$exists":
+            ok = present == operand
+        else:
+            ok = present and _order(actual, operand, op)
+        if not ok:
+            return False
     return True
 
 

@@ -29,6 +29,7 @@ from langgraph.store.base import (
     SearchOp,
 )
 
+from langmem_prod.store._namespace import as_namespace
 from langmem_prod.store._ttl import TTLSettings, check_ttl
 
 
@@ -42,7 +43,7 @@ class StoreApi(BaseStore):
         return self._ttl.refresh_on_read if refresh_ttl is None else refresh_ttl
 
     def _get_op(self, namespace: tuple[str, ...], key: str, refresh_ttl: bool | None) -> GetOp:
-        return GetOp(tuple(namespace), str(key), self._refresh(refresh_ttl))
+        return GetOp(as_namespace(namespace), str(key), self._refresh(refresh_ttl))
 
     def _search_op(
         self,
@@ -55,7 +56,7 @@ class StoreApi(BaseStore):
         refresh_ttl: bool | None,
     ) -> SearchOp:
         return SearchOp(
-            tuple(namespace_prefix), filter, limit, offset, query, self._refresh(refresh_ttl)
+            as_namespace(namespace_prefix), filter, limit, offset, query, self._refresh(refresh_ttl)
         )
 
     def _put_op(
@@ -68,7 +69,7 @@ class StoreApi(BaseStore):
     ) -> PutOp:
         chosen = self._ttl.default_ttl if isinstance(ttl, NotProvided) else check_ttl(ttl)
         return PutOp(
-            tuple(namespace), str(key), value, index, ttl=None if value is None else chosen
+            as_namespace(namespace), str(key), value, index, ttl=None if value is None else chosen
         )
 
     def _list_op(
@@ -80,8 +81,8 @@ class StoreApi(BaseStore):
         offset: int,
     ) -> ListNamespacesOp:
         conditions = (
-            *([MatchCondition(match_type="prefix", path=tuple(prefix))] if prefix else []),
-            *([MatchCondition(match_type="suffix", path=tuple(suffix))] if suffix else []),
+            *([MatchCondition(match_type="prefix", path=as_namespace(prefix))] if prefix else []),
+            *([MatchCondition(match_type="suffix", path=as_namespace(suffix))] if suffix else []),
         )
         return ListNamespacesOp(conditions, max_depth, limit, offset)
 

@@ -1,7 +1,8 @@
 """Namespaces: validation, the dot-joined text codec, and match patterns.
 
 Rules:
-- a namespace is a tuple of non-empty `str` labels without "." or NUL (LangGraph's rules)
+- a namespace is a tuple of non-empty `str` labels (a bare `str` is refused, never split
+  into one label per character) without "." or NUL (LangGraph's rules)
   that UTF-8 can encode (no lone surrogates); an item's namespace is also non-empty and
   its root label is not "langgraph"; a key is a `str` without NUL that UTF-8 can encode;
 - the text form joins labels with "."; it is unambiguous because labels have no ".";
@@ -71,12 +72,54 @@ def descendant_range(prefix: str) -> tuple[str, str]:
     return prefix + SEPARATOR, prefix + _AFTER_SEPARATOR
 
 
+_TEXT_NAMESPACE = (
+    "a namespace must be a tuple of labels, not a str (a str would be split into one "
+    "label per character); pass a tuple, e.g. ('users',)"
+)
+
+
+def as_namespace(labels: Iterable[str]) -> tuple[str, ...]:
+    """The labels as a tuple; a bare `str` is refused (it would split into characters).
+
+    >>> as_namespace(["users", "u1"])
+    ('users', 'u1')
+    >>> try:
+    ...     as_namespace("users")
+    ... except InvalidNamespaceError as exc:
+    ...     print(str(exc)[-29:])
+    pass a tuple, e.g. ('users',)
+
+    Raises:
+        InvalidNamespaceError: `labels` is a `str`.
+    """
+    if isinstance(labels, str):
+        raise InvalidNamespaceError(_TEXT_NAMESPACE)
+    return tuple(labels)
+
+
+def refuse_text_namespaces(op: object) -> None:
+    """Refuse an op whose namespace, prefix or match path is a bare `str`.
+
+    Raises:
+        InvalidNamespaceError: one of them is a `str`.
+    """
+    if isinstance(op, ListNamespacesOp):
+        if any(isinstance(c.path, str) for c in op.match_conditions or ()):
+            raise InvalidNamespaceError(_TEXT_NAMESPACE)
+    elif isinstance(op, SearchOp):
+        if isinstance(op.namespace_prefix, str):
+            raise InvalidNamespaceError(_TEXT_NAMESPACE)
+    elif isinstance(getattr(op, "namespace", None), str):
+        raise InvalidNamespaceError(_TEXT_NAMESPACE)
+
+
 def validate_op(op: Op) -> None:
     """Check an op's namespace, key and paging as LangGraph's stores would, and more.
 
     Raises:
-        InvalidNamespaceError: a label is empty, not a string, or holds ".", NUL or a
-            lone surrogate; a written namespace is empty or rooted at "langgraph".
+        InvalidNamespaceError: the namespace is a `str`, not a tuple; a label is empty,
+            not a string, or holds ".", NUL or a lone surrogate; a written namespace is
+            empty or rooted at "langgraph".
         InvalidKeyError: a key is not a string, or holds NUL or a lone surrogate.
         InvalidInputError: `limit`, `offset` or `max_depth` is not an int, or out of
             range (negative, or over `MAX_COUNT`).
@@ -89,6 +132,7 @@ def validate_op(op: Op) -> None:
         )
     namespace = getattr(op, "namespace", None)
     if namespace is None or not _known_valid(namespace):
+        refuse_text_namespaces(op)
         try:
             validate_op_namespace(op)
         except _LangGraphInvalidNamespaceError as exc:

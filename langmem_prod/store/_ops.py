@@ -27,7 +27,7 @@ from langgraph.store.base import (
 )
 
 from langmem_prod.errors import ConfigurationError, InvalidInputError
-from langmem_prod.store._filter import Condition, parse_filter
+from langmem_prod.store._filter import Node, filter_fields, parse_filter
 from langmem_prod.store._index import IndexSettings, check_index, item_texts, top_fields
 from langmem_prod.store._namespace import (
     NamespaceMatch,
@@ -57,7 +57,7 @@ class SearchPlan(NamedTuple):
 
     pos: int
     prefix: str | None
-    conditions: tuple[Condition, ...]
+    conditions: tuple[Node, ...]
     limit: int
     offset: int
     query: str | None
@@ -143,7 +143,7 @@ def plan_batch(
         elif isinstance(op, SearchOp):
             search = _plan_search(pos, op, has_index=index is not None)
             if transform is not None and search.conditions:
-                fields = {c.path[0] for c in search.conditions}
+                fields = filter_fields(search.conditions)
                 transform.check_search(tuple(op.namespace_prefix), fields)
             searches.append(search)
         elif isinstance(op, ListNamespacesOp):

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from langgraph.store.base import SearchOp
 
 from langmem_prod.errors import InvalidInputError, InvalidNamespaceError
-from langmem_prod.store._namespace import validate_op
+from langmem_prod.store._namespace import as_namespace, validate_op
 
 
 class StoredValue(NamedTuple):
@@ -54,7 +54,7 @@ class StoredPage(NamedTuple):
 
 def validate_prefix(namespace_prefix: tuple[str, ...]) -> tuple[str, ...]:
     """A non-empty namespace prefix of valid labels."""
-    prefix = tuple(namespace_prefix)
+    prefix = as_namespace(namespace_prefix)
     if not prefix:
         raise InvalidNamespaceError("give a non-empty namespace prefix, e.g. ('tenants', 'acme')")
     validate_op(SearchOp(prefix))  # the labels, as for any search

@@ -41,6 +41,7 @@ from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, Op, PutOp, 
 from langmem_prod.compliance._log import AuditLog
 from langmem_prod.errors import TenantAccessError
 from langmem_prod.security.pii import Redactor
+from langmem_prod.store._namespace import refuse_text_namespaces
 from langmem_prod.store._values import check_shape
 from langmem_prod.tenancy._scope import check_scope_id, scope_batch, unscope_batch
 from langmem_prod.tenancy.rate_limit import Limiter, LocalRateLimiter
@@ -240,9 +241,10 @@ class TenantStore(BaseStore):
 
 
 def _checked(ops: Iterable[Op]) -> list[Op]:
-    """The ops, each put's value a mapping nested at most `MAX_VALUE_DEPTH` deep (no I/O)."""
+    """The ops, checked with no I/O: tuple namespaces, put values at most `MAX_VALUE_DEPTH` deep."""
     ops = list(ops)
     for op in ops:
+        refuse_text_namespaces(op)
         if isinstance(op, PutOp) and op.value is not None:
             check_shape(op.value, namespace=op.namespace, key=op.key)
     return ops

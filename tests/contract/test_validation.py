@@ -47,6 +47,36 @@ async def test_invalid_namespace_on_every_op(store: Subject, namespace: tuple) -
     await _nothing_written(store)
 
 
+_TEXT = r"not a str.*pass a tuple, e\.g\. \('users',\)"
+
+
+async def test_a_str_namespace_is_refused_everywhere(store: Subject) -> None:
+    calls = [
+        ("put", ("users", "k", {"v": 1}), {}),
+        ("get", ("users", "k"), {}),
+        ("delete", ("users", "k"), {}),
+        ("search", ("users",), {}),
+        ("list_namespaces", (), {"prefix": "a"}),
+        ("list_namespaces", (), {"suffix": "users"}),
+    ]
+    for method, args, kwargs in calls:
+        with pytest.raises(errors.InvalidNamespaceError, match=_TEXT) as info:
+            await getattr(store, method)(*args, **kwargs)
+        assert isinstance(info.value, InvalidNamespaceError)
+    ops = [
+        PutOp("users", "k", {"v": 1}),  # type: ignore[arg-type]
+        PutOp("users", "k", None),  # type: ignore[arg-type]
+        GetOp("users", "k"),  # type: ignore[arg-type]
+        SearchOp("users"),  # type: ignore[arg-type]
+        ListNamespacesOp(match_conditions=(MatchCondition("prefix", "users"),)),  # type: ignore[arg-type]
+        ListNamespacesOp(match_conditions=(MatchCondition("suffix", "u"),)),  # type: ignore[arg-type]
+    ]
+    for op in ops:
+        with pytest.raises(errors.InvalidNamespaceError, match=_TEXT):
+            await store.batch([PutOp(("fine",), "k", {"v": 1}), op])
+    await _nothing_written(store)
+
+
 @pytest.mark.parametrize("namespace", [(), ("langgraph", "x")])
 async def test_written_namespace_must_be_nonempty_and_not_reserved(
     store: Subject, namespace: tuple
@@ -114,11 +144,15 @@ async def test_default_size_limit_is_one_mebibyte(store: Subject) -> None:
         ({"a": {"$gt": True}}, "number or a string"),
         ({"a": {"$in": 3}}, "list"),
         ({"a": {"$exists": "yes"}}, "true or false"),
-        ({"a": math.nan}, "NaN"),
+        ({"$nor": [{"a": 1}]}, r"unknown filter key '\$nor'.*\$and, \$or, \$not"),
+        ({"$and": []}, "non-empty list of filter dicts"),
+        ({"$or": {"a": 1}}, "non-empty list of filter dicts"),
+        ({"$or": [1]}, "must be a dict"),
+        ({"$not": [{"a": 1}]}, r"\$not needs a filter dict"),
+        ({"a": {"$and": [{"b": 1}]}}, "unknown filter operator"),
         ({"a": {"$eq": 1, "b": 2}}, "mixes operators"),
         ({"a..b": 1}, "empty segment"),
         ({"": 1}, "non-empty"),
-        ({"a": "nul\x00"}, "NUL"),
         ({"a": object()}, "JSON"),
     ],
 )

@@ -15,6 +15,7 @@ from langmem_prod.store._namespace import (
     encode_namespace,
     validate_op,
 )
+from langmem_prod.store._stored import validate_prefix
 from tests import reference
 
 labels = st.text(
@@ -73,3 +74,23 @@ def test_invalid_labels(op: object) -> None:
 def test_unknown_match_type() -> None:
     with pytest.raises(errors.InvalidInputError, match="match_type"):
         validate_op(ListNamespacesOp(match_conditions=(MatchCondition("infix", ("a",)),)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        PutOp("users", "k", {"v": 1}),  # type: ignore[arg-type]
+        GetOp("users", "k"),  # type: ignore[arg-type]
+        SearchOp("users"),  # type: ignore[arg-type]
+        ListNamespacesOp(match_conditions=(MatchCondition("prefix", "a"),)),  # type: ignore[arg-type]
+    ],
+)
+def test_a_str_namespace_is_refused_not_split(op: object) -> None:
+    with pytest.raises(errors.InvalidNamespaceError, match=r"pass a tuple, e\.g\. \('users',\)"):
+        validate_op(op)  # type: ignore[arg-type]
+
+
+def test_a_str_prefix_of_stored_values_is_refused() -> None:
+    with pytest.raises(errors.InvalidNamespaceError, match="pass a tuple"):
+        validate_prefix("tenants")  # type: ignore[arg-type]
+    assert validate_prefix(["tenants", "acme"]) == ("tenants", "acme")

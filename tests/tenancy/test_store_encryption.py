@@ -132,6 +132,22 @@ async def test_no_plaintext_at_rest_and_values_come_back(world: World) -> None:
     assert set(json.loads(stored["n1"])) == {"kind", SEALED}
 
 
+async def test_logical_filters_see_sealed_fields_at_any_depth(world: World) -> None:
+    store = await world.open_store()
+    await world.call(store, "put", ACME, "n1", {"kind": "note", "text": SECRET})
+    await world.call(store, "put", ACME, "t1", {"kind": "todo", "text": SECRET})
+    either = {"$or": [{"kind": "note"}, {"$not": {"kind": {"$ne": "todo"}}}]}
+    hits = await world.call(store, "search", ("tenants", "acme"), filter=either)
+    assert sorted(i.key for i in hits) == ["n1", "t1"]
+    for hidden in (
+        {"$or": [{"kind": "note"}, {"text": SECRET}]},
+        {"$not": {"$and": [{"text.x": 1}]}},
+        {"kind": "note", "$or": [{"$not": {"text": {"$exists": True}}}]},
+    ):
+        with pytest.raises(InvalidInputError, match=r"cannot filter on \['text'\].*encrypts"):
+            await world.call(store, "search", ACME, filter=hidden)
+
+
 async def test_a_copied_ciphertext_does_not_open(world: World) -> None:
     store = await world.open_store()
     await world.call(store, "put", ACME, "mine", {"text": SECRET})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from langmem_prod.errors import TenantAccessError
+from langmem_prod.errors import InvalidNamespaceError, TenantAccessError
 from langmem_prod.tenancy import (
     PostgresTenantRegistry,
     RedisTenantRegistry,
@@ -105,6 +105,22 @@ async def test_listing_is_relative_to_the_tenant(world: World) -> None:
     assert await world.run(store, "list_namespaces", prefix=("a",)) == [("a", "x"), ("a", "y")]
     assert await world.run(store, "list_namespaces", max_depth=1) == [("a",), ("b",)]
     assert await world.run(store, "list_namespaces", suffix=("x",)) == [("a", "x")]
+
+
+async def test_a_str_namespace_is_refused_before_any_io(world: World) -> None:
+    # An unknown tenant: reaching the registry would raise another error.
+    for store in (world.tenant_store("acme", user_id="ada"), world.tenant_store("nobody")):
+        for method, args, kwargs in (
+            ("put", ("users", "k", {"v": 1}), {}),
+            ("get", ("users", "k"), {}),
+            ("delete", ("users", "k"), {}),
+            ("search", ("users",), {}),
+            ("list_namespaces", (), {"prefix": "a"}),
+        ):
+            with pytest.raises(InvalidNamespaceError, match=r"pass a tuple, e\.g\. \('users',\)"):
+                await world.run(store, method, *args, **kwargs)
+    acme = world.tenant_store("acme", user_id="ada")
+    assert await world.run(acme, "list_namespaces") == []
 
 
 async def test_suspended_tenants_and_foreign_agents_are_refused(world: World) -> None:

@@ -30,6 +30,7 @@ from langgraph.store.base import Item, Result, SearchItem
 
 from langmem_prod.store._access import AccessRecord, TrackAccess, track_reads
 from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
+from langmem_prod.store._filter import Condition, Group, Node
 from langmem_prod.store._index import IndexSettings, embed_texts
 from langmem_prod.store._namespace import decode_namespace
 from langmem_prod.store._ops import BatchPlan, GetPlan, ListPlan, SearchPlan, WritePlan
@@ -186,21 +187,30 @@ def _marked(operand: Any) -> Any:
 
 
 def _conditions_json(search: SearchPlan) -> str:
+    """The search's conditions for the script; only the top ones carry text tests."""
     return json.dumps(
         [
-            {
-                "p": list(c.path),
-                "o": c.op,
-                # $in/$nin take a list of operands: mark inside it, not the list itself.
-                "v": [_marked(x) for x in c.operand]
-                if c.op in ("$in", "$nin")
-                else _marked(c.operand),
-                "s": isinstance(c.operand, str),
-                **_needle(c.path, c.op, c.operand),
-            }
+            {**_node_json(c), **_needle(c.path, c.op, c.operand)}
+            if isinstance(c, Condition)
+            else _node_json(c)
             for c in search.conditions
         ]
     )
+
+
+def _node_json(node: Node) -> dict[str, Any]:
+    """A condition (`p` path, `o` op, `v` operand, `s` a string operand) or a group (`c`)."""
+    if isinstance(node, Group):
+        return {"o": node.op, "c": [_node_json(child) for child in node.children]}
+    return {
+        "p": list(node.path),
+        "o": node.op,
+        # $in/$nin take a list of operands: mark inside it, not the list itself.
+        "v": [_marked(x) for x in node.operand]
+        if node.op in ("$in", "$nin")
+        else _marked(node.operand),
+        "s": isinstance(node.operand, str),
+    }
 
 
 def _needle(path: tuple[str, ...], op: str, operand: Any) -> dict[str, str]:

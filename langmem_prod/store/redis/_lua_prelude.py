@@ -4,7 +4,8 @@ Rules:
 - filters are evaluated on cjson-decoded values, with the rules of `store._filter`:
   JSON-typed equality, numbers ordered as numbers, strings in byte (= code point) order
   whatever the server locale, missing paths never equal; empty arrays are told from
-  empty objects by a marker (`decode`), as cjson cannot;
+  empty objects by a marker (`decode`), as cjson cannot; `$and`, `$or` and `$not` groups
+  nest (`holds`), as deep as `store._filter.MAX_FILTER_DEPTH` allows;
 - an item's record is parsed by `header` (see `_lua` for its format);
 - every removal of an item (delete, sweep) goes through `remove`, and every write of a
   tenant's item through `account`, so a tenant's usage (see `_quota`) follows its items
@@ -106,32 +107,49 @@ local function compare(actual, c)
   return 0
 end
 
+-- Whether condition c holds for doc: a group (`c.c`: `$and` all, `$or` one, `$not` not all
+-- of its children hold) or a comparison of the value at path `c.p` with `c.v`.
+local holds
+
 local function matches(doc, conds)
   for _, c in ipairs(conds) do
-    local actual = at_path(doc, c.p)
-    local present = actual ~= MISSING
-    local op, ok = c.o, false
-    if op == '$eq' then ok = present and equal(actual, c.v)
-    elseif op == '$ne' then ok = not (present and equal(actual, c.v))
-    elseif op == '$in' or op == '$nin' then
-      local found = false
-      if present then
-        for _, x in ipairs(c.v) do if equal(actual, x) then found = true; break end end
-      end
-      if op == '$in' then ok = found else ok = not found end
-    elseif op == '$exists' then ok = (present == c.v)
-    else
-      local cmp = nil
-      if present then cmp = compare(actual, c) end
-      if cmp == nil then ok = false
-      elseif op == '$gt' then ok = cmp > 0
-      elseif op == '$gte' then ok = cmp >= 0
-      elseif op == '$lt' then ok = cmp < 0
-      else ok = cmp <= 0 end
-    end
-    if not ok then return false end
+    if not holds(doc, c) then return false end
   end
   return true
+end
+
+holds = function(doc, c)
+  local op = c.o
+  if op == '$and' then return matches(doc, c.c)
+  elseif op == '$not' then return not matches(doc, c.c)
+  elseif op == '$or' then
+    for _, x in ipairs(c.c) do
+      if holds(doc, x) then return true end
+    end
+    return false
+  end
+  local actual = at_path(doc, c.p)
+  local present = actual ~= MISSING
+  if op == '$eq' then return present and equal(actual, c.v)
+  elseif op == '$ne' then return not (present and equal(actual, c.v))
+  elseif op == '$in' or op == '$nin' then
+    local found = false
+    if present then
+      for _, x in ipairs(c.v) do if equal(actual, x) then found = true; break end end
+    end
+    if op == '$in' then return found end
+    return not found
+  elseif op == '$exists' then return present == c.v
+  elseif op == '$number' then return present and type(actual) == 'number'
+  end
+  local cmp = nil
+  if present then cmp = compare(actual, c) end
+  if cmp == nil then return false
+  elseif op == '$gt' then return cmp > 0
+  elseif op == '$gte' then return cmp >= 0
+  elseif op == '$lt' then return cmp < 0
+  end
+  return cmp <= 0
 end
 
 -- Some `"<label>":<number>` in a record compares as condition c asks (see _gen._needle).
