@@ -157,6 +157,17 @@ def plan_batch(
     return BatchPlan(size, tuple(gets), tuple(searches), tuple(lists), ordered)
 
 
+def plan_get(op: GetOp) -> GetPlan:
+    """Validate a lone get and plan it (the batch plan of `[op]`, without the batch).
+
+    >>> plan_get(GetOp(("a", "b"), "k")).prefix
+    'a.b'
+    """
+    validate_op(op)
+    namespace = tuple(op.namespace)
+    return GetPlan(0, namespace, encode_namespace(namespace), op.key, bool(op.refresh_ttl))
+
+
 def _plan_search(pos: int, op: SearchOp, *, has_index: bool) -> SearchPlan:
     prefix = encode_namespace(tuple(op.namespace_prefix)) if op.namespace_prefix else None
     if op.query is not None and not isinstance(op.query, str):

@@ -1,6 +1,8 @@
 """The Postgres store's flows as generators of effects, shared by the sync and async stores.
 
 Rules:
+- a lone `get` runs `get_gen`, the batch flow's answer for `[GetOp]` without the batch's
+  planning (the store's hot path);
 - a batch embeds first (queries, then documents), then runs every read and its single
   write statement in one round trip; reads come first, so they see the state before
   the batch's writes;
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from langgraph.store.base import Result, SearchItem
+from langgraph.store.base import Item, Result, SearchItem
 
 from langmem_prod.store._access import AccessRecord, TrackAccess, track_reads
 from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
@@ -34,13 +36,14 @@ from langmem_prod.store._index import IndexSettings, embed_texts
 from langmem_prod.store._namespace import encode_namespace
 from langmem_prod.store._ops import (
     BatchPlan,
+    GetPlan,
     ListPlan,
     SearchPlan,
     item_from_row,
     search_item_from_row,
 )
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._rls import scoped, tenant_of
+from langmem_prod.store.postgres._rls import in_tenant, scoped, tenant_of
 from langmem_prod.store.postgres._sql import PgSql, Statement
 from langmem_prod.store.postgres._write_sql import write_statement
 
@@ -107,6 +110,22 @@ def batch_gen(
     if reads:
         yield from track_reads(cfg.track, reads, now, functools.partial(_flush_now, cfg))
     return results
+
+
+def get_gen(cfg: PgConfig, get: GetPlan, now: datetime) -> Generator[Effect, Any, Item | None]:
+    """Run a lone get: what `batch_gen` does for `[GetOp]`, with less bookkeeping.
+
+    The hot path of `store.get`: one statement (after the tenant's setting, if any), the
+    read handed to the access buffer like any other.
+    """
+    effect = in_tenant(tenant_of(get.prefix), (cfg.sql.get(((get.prefix, get.key),), now),))
+    rows = (yield effect)[-1]
+    if not rows:
+        return None
+    row = rows[0]
+    reads = [(get.prefix, get.key, get.refresh and row[5])]
+    yield from track_reads(cfg.track, reads, now, functools.partial(_flush_now, cfg))
+    return item_from_row(get.namespace, row)
 
 
 def _statements(
