@@ -185,13 +185,13 @@ def _run_statements(conn: Connection[Any], statements: Sequence[Statement]) -> R
 def _run_in(conn: Connection[Any], statements: Sequence[Statement]) -> Rows:
     if len(statements) == 1:
         cur = conn.cursor(row_factory=tuple_row)
-        cur.execute(statements[0].sql, statements[0].params)
+        cur.execute(statements[0].sql, statements[0].params, prepare=statements[0].prepare)
         return [_rows(cur)]
     cursors = []
     with conn.pipeline():
         for statement in statements:
             cur = conn.cursor(row_factory=tuple_row)
-            cur.execute(statement.sql, statement.params)
+            cur.execute(statement.sql, statement.params, prepare=statement.prepare)
             cursors.append(cur)
     return [_rows(cur) for cur in cursors]
 
@@ -304,13 +304,13 @@ async def _arun_statements(conn: AsyncConnection[Any], statements: Sequence[Stat
 async def _arun_in(conn: AsyncConnection[Any], statements: Sequence[Statement]) -> Rows:
     if len(statements) == 1:
         cur = conn.cursor(row_factory=tuple_row)
-        await cur.execute(statements[0].sql, statements[0].params)
+        await cur.execute(statements[0].sql, statements[0].params, prepare=statements[0].prepare)
         return [await cur.fetchall() if _has_rows(cur) else []]
     cursors = []
     async with conn.pipeline():
         for statement in statements:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(statement.sql, statement.params)
+            await cur.execute(statement.sql, statement.params, prepare=statement.prepare)
             cursors.append(cur)
     return [await cur.fetchall() if _has_rows(cur) else [] for cur in cursors]
 
