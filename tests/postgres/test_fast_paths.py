@@ -87,3 +87,22 @@ def test_a_one_connection_pool_serves_nested_and_concurrent_use(
 
     with ThreadPoolExecutor(8) as pool:
         assert sorted(pool.map(work, range(200))) == list(range(200))
+
+
+def test_a_lone_put_writes_as_a_batched_put(make_pg_store: MakePgStore, sql) -> None:
+    store = make_pg_store(start_sweeper=False, max_value_bytes=64)
+    store.put(("tenants", "acme", "u1"), "k", {"v": 1}, ttl=5)
+    store.batch([PutOp(("tenants", "acme", "u2"), "k", {"v": 1}, ttl=5)])
+    rows = sql.execute(
+        f'SELECT prefix, value, ttl_minutes, expires_at - updated_at FROM "{store.schema}".items '
+        "ORDER BY prefix"
+    ).fetchall()
+    assert [r[1:] for r in rows] == [rows[0][1:]] * 2
+    assert store.list_namespaces() == [("tenants", "acme", "u1"), ("tenants", "acme", "u2")]
+    for bad in ({"v": "x" * 100}, {"v": float("nan")}):
+        with pytest.raises(ValueError) as alone:
+            store.put(("users",), "k", bad)
+        with pytest.raises(ValueError) as batched:
+            store.batch([PutOp(("users",), "k", bad)])
+        assert type(alone.value) is type(batched.value)
+    assert store.get(("users",), "k") is None

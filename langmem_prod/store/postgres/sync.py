@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
-from langgraph.store.base import Item
+from langgraph.store.base import Op, Result
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from langmem_prod.errors import ConfigurationError
-from langmem_prod.store._ops import plan_get
 from langmem_prod.store._sync import SyncStore
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA, PostgresStoreBase
 from langmem_prod.store.postgres._driver import SyncRunner
 from langmem_prod.store.postgres._errors import translate
-from langmem_prod.store.postgres._gen import get_gen
+from langmem_prod.store.postgres._gen import lone_gen
 from langmem_prod.store.postgres._schema import setup_gen
 
 
@@ -95,14 +94,10 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
         finally:
             pool.close()
 
-    def get(
-        self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None
-    ) -> Item | None:
-        """Return the live item at (namespace, key), or None (one statement, no batch)."""
-        if self.values is not None:  # values to open: the batch path knows how
-            return super().get(namespace, key, refresh_ttl=refresh_ttl)
-        plan = plan_get(self._get_op(namespace, key, refresh_ttl))
-        return self._runner.run(get_gen(self._cfg, plan, self._now()))
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ops in one round trip: all reads, then all writes."""
+        lone = None if self.values is not None else lone_gen(self._cfg, ops, **self._lone_args())
+        return super().batch(ops) if lone is None else self._runner.run(lone)
 
     def setup(self) -> None:
         """Create or upgrade the schema (idempotent, transactional, concurrency-safe)."""
