@@ -157,8 +157,9 @@ class PgSql:
         Both shapes walk the `labels` index in order and stop at the page's end: a fixed
         prefix is a range of `labels`; with `max_depth`, each distinct truncated
         namespace is one index probe past the previous one (a loose index scan), so the
-        cost follows the namespaces listed, not the registry's size. Never prepared: a
-        generic plan guesses a prefix's range small and sorts the whole range instead.
+        cost follows the namespaces listed, not the registry's size. A full listing is never
+        prepared: a generic plan guesses a prefix's range small and sorts all of it instead
+        (the walk's probes, LIMIT 1 each, keep to the index either way).
         """
         where, params = _list_where(plan, now)
         if plan.max_depth is None:
@@ -185,7 +186,6 @@ class PgSql:
         return Statement(
             render(text, self.schema),
             [depth, *params, depth, *params, depth, plan.limit, plan.offset],
-            prepare=False,
         )
 
     # Maintenance -----------------------------------------------------------
