@@ -28,6 +28,7 @@ from langgraph.store.postgres import AsyncPostgresStore as LGAsyncStore
 from langgraph.store.postgres import PostgresStore as LGStore
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 from redis_bench import REDIS_TARGETS, redis_scenarios, redis_server
 
 from langmem_prod import AsyncPostgresStore, PostgresStore
@@ -44,6 +45,10 @@ TARGETS = {
     "put": ("raw", 0.9),
     "batch_put_100": ("raw", 0.9),
     "filtered_search_1000": ("raw", 0.85),
+    # The default path: the stores as users build them, `from_conn_string` (a pool).
+    "get_pooled": ("raw", 0.85),
+    "put_pooled": ("langgraph", 1.0),
+    "async_get_50_concurrent_pooled": ("raw", 0.7),
 }
 
 
@@ -207,11 +212,87 @@ def sync_scenarios(url: str, n: int, repeats: int) -> dict[str, dict[str, float]
     return results
 
 
-async def async_scenario(url: str, n: int, repeats: int) -> dict[str, float]:
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+def pooled_scenarios(url: str, n: int, repeats: int) -> dict[str, dict[str, float]]:
+    """`get` and `put` through `from_conn_string` (a pool), and the pool's own cost.
+
+    Runs on the data `sync_scenarios` left. `raw` is psycopg on one connection;
+    LangGraph's store is built as its `from_conn_string` builds it (one connection).
+    """
+    results: dict[str, dict[str, float]] = {}
+    with (
+        PostgresStore.from_conn_string(url, schema=SCHEMA, start_sweeper=False) as ours,
+        psycopg.connect(url, autocommit=True) as raw,
+        psycopg.connect(url, autocommit=True, **LG_OPTIONS) as lg_conn,
+    ):
+        lg = LGStore(lg_conn)
+        results["get_pooled"] = compare(
+            {
+                "ours": lambda: ours.get(("bench", "user1"), "k1"),
+                "langgraph": lambda: lg.get(("bench", "user1"), "k1"),
+                "raw": lambda: raw.execute(
+                    f"SELECT prefix, key, value, created_at, updated_at FROM {ITEMS} "
+                    "WHERE prefix = %s AND key = %s",
+                    ("bench.user1", "k1"),
+                ).fetchone(),
+            },
+            n,
+            repeats,
+        )
+        counter = iter(range(10**9))
+        value = {"score": 1, "text": "a new memory about the user"}
+        results["put_pooled"] = compare(
+            {
+                "ours": lambda: ours.put(("bench", "w"), f"p{next(counter) % 500}", value),
+                "langgraph": lambda: lg.put(("bench", "w"), f"p{next(counter) % 500}", value),
+                "raw": lambda: raw.execute(
+                    f"INSERT INTO {ITEMS} (prefix, key, value, created_at, updated_at) "
+                    "VALUES (%s, %s, %s, now(), now()) ON CONFLICT (prefix, key) DO UPDATE "
+                    "SET value = excluded.value, updated_at = excluded.updated_at",
+                    ("bench.w", f"p{next(counter) % 500}", Jsonb(value)),
+                ),
+            },
+            n,
+            repeats,
+        )
+        pool = ours.conn
+        assert isinstance(pool, ConnectionPool)
+
+        def checkout() -> None:
+            pool.putconn(pool.getconn())
+
+        def checkout_with() -> None:
+            with pool.connection():
+                pass
+
+        results["pool_checkout"] = compare(
+            {"ours": checkout, "connection_context_manager": checkout_with}, n, repeats
+        )
+    return results
+
+
+async def async_scenario(
+    url: str, n: int, repeats: int, *, pooled: bool = False
+) -> dict[str, float]:
+    """50 gathered `aget`s vs raw psycopg's one query for the 50, on one connection.
+
+    With `pooled`, our store is built by `from_conn_string` (a pool), as users build it.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if pooled:
+            ours = await stack.enter_async_context(
+                AsyncPostgresStore.from_conn_string(url, schema=SCHEMA, start_sweeper=False)
+            )
+        else:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            stack.push_async_callback(conn.close)
+            ours = AsyncPostgresStore(conn, schema=SCHEMA, start_sweeper=False)
+            stack.push_async_callback(ours.aclose)
+        return await _async_gets(ours, url, n, repeats)
+
+
+async def _async_gets(ours: AsyncPostgresStore, url: str, n: int, repeats: int) -> dict[str, float]:
     raw = await psycopg.AsyncConnection.connect(url, autocommit=True)
     lg_conn = await psycopg.AsyncConnection.connect(url, autocommit=True, **LG_OPTIONS)
-    ours = AsyncPostgresStore(conn, schema=SCHEMA, start_sweeper=False)
     lg = LGAsyncStore(lg_conn)
     keys = [(("bench", f"user{i % 64}"), f"k{i}") for i in range(50)]
 
@@ -240,8 +321,7 @@ async def async_scenario(url: str, n: int, repeats: int) -> dict[str, float]:
             for _ in range(rounds):
                 await fn()
             samples[name].append((time.perf_counter() - start) / rounds)
-    await ours.aclose()
-    for c in (conn, raw, lg_conn):
+    for c in (raw, lg_conn):
         await c.close()
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -301,6 +381,13 @@ def report(results: dict[str, Any]) -> list[str]:
                 f"{name + ' (tenant)':30} {tenant * 1e6:10.1f} {raw * 1e6 if raw else 0:10.1f} "
                 f"{'':13} {(raw or 0) / tenant:8.2f} {'':8}  {ours / tenant:.2f}x ours"
             )
+    checkout = results["scenarios"].get("pool_checkout")
+    if checkout:
+        lines.append(
+            f"pool cost per operation (checkout + return): getconn/putconn "
+            f"{checkout['ours'] * 1e6:.1f} µs, connection() context manager "
+            f"{checkout['connection_context_manager'] * 1e6:.1f} µs"
+        )
     if "list_namespaces" not in results:
         return lines
     ln = results["list_namespaces"]
@@ -354,6 +441,10 @@ def postgres_scenarios(
     reset(url)
     scenarios = sync_scenarios(url, n, repeats)
     scenarios["async_get_50_concurrent"] = asyncio.run(async_scenario(url, n, repeats))
+    scenarios |= pooled_scenarios(url, n, repeats)
+    scenarios["async_get_50_concurrent_pooled"] = asyncio.run(
+        async_scenario(url, n, repeats, pooled=True)
+    )
     reset(url)
     with (
         psycopg.connect(url, autocommit=True) as conn,

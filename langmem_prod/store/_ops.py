@@ -157,6 +157,27 @@ def plan_batch(
     return BatchPlan(size, tuple(gets), tuple(searches), tuple(lists), ordered)
 
 
+def plan_get(op: GetOp) -> GetPlan:
+    """Validate a lone get and plan it (the batch plan of `[op]`, without the batch).
+
+    >>> plan_get(GetOp(("a", "b"), "k")).prefix
+    'a.b'
+    """
+    validate_op(op)
+    namespace = tuple(op.namespace)
+    return GetPlan(0, namespace, encode_namespace(namespace), op.key, bool(op.refresh_ttl))
+
+
+def plan_put(op: PutOp, *, max_value_bytes: int) -> WritePlan:
+    """Validate a lone put (no index, no value transform) and plan its write.
+
+    >>> plan_put(PutOp(("a",), "k", {"x": 1}), max_value_bytes=1024).value_json
+    '{"x":1}'
+    """
+    validate_op(op)
+    return _plan_write(op, None, max_value_bytes, None, None)
+
+
 def _plan_search(pos: int, op: SearchOp, *, has_index: bool) -> SearchPlan:
     prefix = encode_namespace(tuple(op.namespace_prefix)) if op.namespace_prefix else None
     if op.query is not None and not isinstance(op.query, str):

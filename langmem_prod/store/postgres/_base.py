@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from langgraph.store.base import IndexConfig, TTLConfig
 
@@ -87,6 +87,10 @@ class PostgresStoreBase(StoreBase, Generic[C]):
         self.conn = conn
         self._new_runner()
         self._new_worker()
+
+    def _lone_args(self) -> dict[str, Any]:
+        """What `lone_gen` needs besides the config and the ops."""
+        return {"max_value_bytes": self._max_value_bytes, "now": self._now()}
 
     @property
     def schema(self) -> str:

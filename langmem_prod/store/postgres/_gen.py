@@ -1,6 +1,8 @@
 """The Postgres store's flows as generators of effects, shared by the sync and async stores.
 
 Rules:
+- a batch of one get, or of one put without vectors, runs `get_gen` / `put_gen`: the
+  batch flow's statements for `[op]` without the batch's planning (the hot paths);
 - a batch embeds first (queries, then documents), then runs every read and its single
   write statement in one round trip; reads come first, so they see the state before
   the batch's writes;
@@ -21,12 +23,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from langgraph.store.base import Result, SearchItem
+from langgraph.store.base import GetOp, Item, Op, PutOp, Result, SearchItem
 
 from langmem_prod.store._access import AccessRecord, TrackAccess, track_reads
 from langmem_prod.store._effects import DrainAccess, Embed, RecordAccess
@@ -34,13 +36,17 @@ from langmem_prod.store._index import IndexSettings, embed_texts
 from langmem_prod.store._namespace import encode_namespace
 from langmem_prod.store._ops import (
     BatchPlan,
+    GetPlan,
     ListPlan,
     SearchPlan,
+    WritePlan,
     item_from_row,
+    plan_get,
+    plan_put,
     search_item_from_row,
 )
 from langmem_prod.store.postgres._effects import Execute
-from langmem_prod.store.postgres._rls import scoped, tenant_of
+from langmem_prod.store.postgres._rls import in_tenant, scoped, tenant_of
 from langmem_prod.store.postgres._sql import PgSql, Statement
 from langmem_prod.store.postgres._write_sql import write_statement
 
@@ -107,6 +113,46 @@ def batch_gen(
     if reads:
         yield from track_reads(cfg.track, reads, now, functools.partial(_flush_now, cfg))
     return results
+
+
+def lone_gen(
+    cfg: PgConfig, ops: Iterable[Op], *, max_value_bytes: int, now: datetime
+) -> Generator[Effect, Any, list[Result]] | None:
+    """The flow of a batch of one get, or of one put with nothing to embed; else None.
+
+    What `batch_gen` does for such a batch, without its planning: the hot path of
+    `store.get` and `store.put` (a store with a value transform never asks).
+    """
+    if not isinstance(ops, list) or len(ops) != 1:
+        return None  # one pass over an iterator: the batch flow takes it
+    op = ops[0]
+    if type(op) is GetOp:
+        return _one(get_gen(cfg, plan_get(op), now))
+    if type(op) is PutOp and op.value is not None and cfg.index is None:
+        return _one(put_gen(cfg, plan_put(op, max_value_bytes=max_value_bytes), now))
+    return None
+
+
+def _one(gen: Generator[Effect, Any, Result]) -> Generator[Effect, Any, list[Result]]:
+    return [(yield from gen)]
+
+
+def get_gen(cfg: PgConfig, get: GetPlan, now: datetime) -> Generator[Effect, Any, Item | None]:
+    """Run a lone get: one statement (after the tenant's setting, if any)."""
+    effect = in_tenant(tenant_of(get.prefix), (cfg.sql.get(((get.prefix, get.key),), now),))
+    rows = (yield effect)[-1]
+    if not rows:
+        return None
+    row = rows[0]
+    reads = [(get.prefix, get.key, get.refresh and row[5])]
+    yield from track_reads(cfg.track, reads, now, functools.partial(_flush_now, cfg))
+    return item_from_row(get.namespace, row)
+
+
+def put_gen(cfg: PgConfig, write: WritePlan, now: datetime) -> Generator[Effect, Any, None]:
+    """Run a lone put without vectors: the batch flow's one write statement, alone."""
+    statement = write_statement(cfg.sql.schema, cfg.sql.vector_type, (write,), {}, now)
+    yield in_tenant(tenant_of(write.prefix), (statement,))
 
 
 def _statements(

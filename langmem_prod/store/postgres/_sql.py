@@ -41,6 +41,9 @@ class Statement(NamedTuple):
 
     sql: str
     params: Sequence[Any] | Mapping[str, Any] = ()
+    prepare: bool | None = None
+    """psycopg's `prepare`: None prepares after a few runs; False plans each run for its
+    own parameters (when a generic plan would be poor)."""
 
 
 def lock_namespace(schema: str) -> str:
@@ -153,44 +156,41 @@ class PgSql:
         return Statement(text, [vector, *params, vector, candidates, plan.limit, plan.offset])
 
     def list_namespaces(self, plan: ListPlan, now: datetime) -> Statement:
-        """List registered namespaces that hold a live item, in label order."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        match = plan.match
-        if match.fixed_prefix:
-            prefix = ".".join(match.fixed_prefix)
-            low, high = descendant_range(prefix)
-            clauses.append("(n.prefix = %s OR (n.prefix >= %s AND n.prefix < %s))")
-            params += [prefix, low, high]
-        if match.min_depth:
-            clauses.append("n.depth >= %s")
-            params.append(match.min_depth)
-        for position, label in match.from_start:
-            clauses.append("n.labels[%s] = %s")
-            params += [position + 1, label]
-        for position, label in match.from_end:
-            clauses.append("n.labels[n.depth - %s + 1] = %s")
-            params += [position, label]
-        # A registered namespace without a live item is one whose TTL items expired (it is
-        # flagged `expiring`), or a leftover the next sweep prunes; only flagged ones are
-        # checked here, so the cost follows the namespaces listed, not the items.
-        clauses.append(
-            "(NOT n.expiring OR EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix = n.prefix AND "
-            + _LIVE.format(alias="i.")
-            + "))"
-        )
-        params.append(now)
+        """List registered namespaces that hold a live item, in label order.
+
+        Both shapes walk the `labels` index in order and stop at the page's end: a fixed
+        prefix is a range of `labels`; with `max_depth`, each distinct truncated
+        namespace is one index probe past the previous one (a loose index scan), so the
+        cost follows the namespaces listed, not the registry's size. A full listing is never
+        prepared: a generic plan guesses a prefix's range small and sorts all of it instead
+        (the walk's probes, LIMIT 1 each, keep to the index either way).
+        """
+        where, params = _list_where(plan, now)
         if plan.max_depth is None:
-            head, order = "SELECT n.labels AS ns", "ORDER BY n.labels"
-        else:
-            head, order = "SELECT DISTINCT n.labels[1:%s] AS ns", "ORDER BY ns"
-            params.insert(0, plan.max_depth)
-        text = render(
-            f"{head} FROM {{s}}.namespaces n WHERE {' AND '.join(clauses)} "
-            f"{order} LIMIT %s OFFSET %s",
-            self.schema,
+            text = (
+                f"SELECT n.labels FROM {{s}}.namespaces n WHERE {where} "
+                "ORDER BY n.labels LIMIT %s OFFSET %s"
+            )
+            return Statement(
+                render(text, self.schema), [*params, plan.limit, plan.offset], prepare=False
+            )
+        depth = plan.max_depth
+        text = (
+            "WITH RECURSIVE walk(ns) AS ("
+            f"(SELECT n.labels[1:%s] FROM {{s}}.namespaces n WHERE {where} "
+            "ORDER BY n.labels LIMIT 1) UNION ALL "
+            f"SELECT (SELECT n.labels[1:%s] FROM {{s}}.namespaces n WHERE {where} "
+            # Past the previous one: the next namespace if it was shorter than the depth
+            # (ns || '': labels are never empty), else past every namespace under it.
+            "AND n.labels >= CASE WHEN cardinality(w.ns) < %s THEN w.ns || ''::text "
+            "ELSE w.ns[1:cardinality(w.ns) - 1] || (w.ns[cardinality(w.ns)] || chr(1)) END "
+            "ORDER BY n.labels LIMIT 1) FROM walk w WHERE w.ns IS NOT NULL) "
+            "SELECT ns FROM walk WHERE ns IS NOT NULL LIMIT %s OFFSET %s"
         )
-        return Statement(text, [*params, plan.limit, plan.offset])
+        return Statement(
+            render(text, self.schema),
+            [depth, *params, depth, *params, depth, plan.limit, plan.offset],
+        )
 
     # Maintenance -----------------------------------------------------------
 
@@ -224,6 +224,40 @@ class PgSql:
                 [r.refresh for r in records],
             ),
         )
+
+
+def _list_where(plan: ListPlan, now: datetime) -> tuple[str, list[Any]]:
+    """The conditions on `{s}.namespaces n` of a listing: its match, and a live item."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    match = plan.match
+    if match.fixed_prefix:
+        # Arrays starting with the prefix's labels: from the labels themselves up to the
+        # last label followed by chr(1), the next string after it (labels hold no NUL).
+        *head, last = match.fixed_prefix
+        clauses.append("n.labels >= %s::text[] AND n.labels < %s::text[]")
+        params += [list(match.fixed_prefix), [*head, last + "\x01"]]
+    if match.min_depth:
+        clauses.append("n.depth >= %s")
+        params.append(match.min_depth)
+    for position, label in match.from_start:
+        if position < len(match.fixed_prefix):
+            continue  # in the range above
+        clauses.append("n.labels[%s] = %s")
+        params += [position + 1, label]
+    for position, label in match.from_end:
+        clauses.append("n.labels[n.depth - %s + 1] = %s")
+        params += [position, label]
+    # A registered namespace without a live item is one whose TTL items expired (it is
+    # flagged `expiring`), or a leftover the next sweep prunes; only flagged ones are
+    # checked here, so the cost follows the namespaces listed, not the items.
+    clauses.append(
+        "(NOT n.expiring OR EXISTS (SELECT 1 FROM {s}.items i WHERE i.prefix = n.prefix AND "
+        + _LIVE.format(alias="i.")
+        + "))"
+    )
+    params.append(now)
+    return " AND ".join(clauses), params
 
 
 _PRUNE_ALL = (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
+from langgraph.store.base import Op, Result
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -15,6 +16,7 @@ from langmem_prod.store.postgres._base import DEFAULT_SCHEMA, PostgresStoreBase
 from langmem_prod.store.postgres._connect import DEFAULT_CONNECT_TIMEOUT, acheck_connection
 from langmem_prod.store.postgres._driver import AsyncRunner
 from langmem_prod.store.postgres._errors import translate
+from langmem_prod.store.postgres._gen import lone_gen
 from langmem_prod.store.postgres._schema import setup_gen
 
 
@@ -87,6 +89,11 @@ class AsyncPostgresStore(
                 yield store
         finally:
             await pool.close()
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ops in one round trip: all reads, then all writes."""
+        lone = None if self.values is not None else lone_gen(self._cfg, ops, **self._lone_args())
+        return await (super().abatch(ops) if lone is None else self._runner.run(lone))
 
     async def setup(self) -> None:
         """Create or upgrade the schema (idempotent, transactional, concurrency-safe)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self
 
+from langgraph.store.base import Op, Result
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -15,6 +16,7 @@ from langmem_prod.store.postgres._base import DEFAULT_SCHEMA, PostgresStoreBase
 from langmem_prod.store.postgres._connect import DEFAULT_CONNECT_TIMEOUT, check_connection
 from langmem_prod.store.postgres._driver import SyncRunner
 from langmem_prod.store.postgres._errors import translate
+from langmem_prod.store.postgres._gen import lone_gen
 from langmem_prod.store.postgres._schema import setup_gen
 
 
@@ -112,6 +114,11 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
                 yield store
         finally:
             pool.close()
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ops in one round trip: all reads, then all writes."""
+        lone = None if self.values is not None else lone_gen(self._cfg, ops, **self._lone_args())
+        return super().batch(ops) if lone is None else self._runner.run(lone)
 
     def setup(self) -> None:
         """Create or upgrade the schema (idempotent, transactional, concurrency-safe)."""
