@@ -268,6 +268,7 @@ def _install_fakes() -> None:
     if (
         importlib.util.find_spec("aiosqlite") is None
         or importlib.util.find_spec("sqlite_vec") is None
+        or importlib.util.find_spec("langgraph.store.sqlite") is None
     ):
         pkg = types.ModuleType("langgraph.store.sqlite")
         pkg.__path__ = []  # type: ignore[attr-defined]
