@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 from dataclasses import asdict
 
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> int:
     root = next(iter(roots.values())).parent
     outcomes = []
     with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
         pg_url = args.pg_url or stack.enter_context(EmbeddedPostgres()).url
         redis_url = args.redis_url or stack.enter_context(EmbeddedRedis()).url
         print(TABLE_HEAD)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -140,7 +141,7 @@ def _sdist_tests(suite: Suite, downloads: Path) -> Path:
 def lay_out(work: Path | None = None) -> dict[str, Path]:
     """Each suite's directory (with `tests/` and `pytest.ini`), keyed by suite name."""
     checkout = os.environ.get("LANGGRAPH_SOURCE")
-    work = work or cache_dir() / "work"
+    work = work or Path(tempfile.mkdtemp(prefix="langgraph_suites_"))
     roots: dict[str, Path] = {}
     for suite in SUITES:
         if checkout:

@@ -28,6 +28,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
+from unittest import mock
 
 import psycopg
 import pytest
@@ -38,6 +39,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from langmem_prod import AsyncPostgresStore, AsyncRedisStore, PostgresStore, RedisStore
+from langmem_prod.errors import FeatureUnavailableError
 from langmem_prod.store.redis._driver import close_client
 
 KIND = os.environ.get("LANGMEM_SUITE_STORE", "postgres")
@@ -133,7 +135,9 @@ class SyncShim:
         place = _place_for(None)
         source: Any
         if IS_PG:
-            source = ConnectionPool(PG_URL, min_size=1, max_size=10, kwargs={"autocommit": True})
+            source = ConnectionPool(
+                PG_URL, min_size=1, max_size=10, kwargs={"autocommit": True}, open=True
+            )
         else:
             source = (
                 redis.RedisCluster.from_url(REDIS_URL)
@@ -326,6 +330,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A vector test on a PostgreSQL server without pgvector is skipped, not failed."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    excinfo = call.excinfo
+    if (
+        excinfo is not None
+        and excinfo.errisinstance(FeatureUnavailableError)
+        and "pgvector" in str(excinfo.value)
+    ):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), 0, "Skipped: the PostgreSQL server has no pgvector")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed:
         if report.nodeid not in _REPORT["failed"]:
@@ -354,6 +373,28 @@ def _drop(place: str) -> None:
             client.delete(key)
     finally:
         close_client(client)
+
+
+class _Spies:
+    """pytest-mock's `mocker.spy`, the one part of it the suites use (it is not installed)."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self._stack = stack
+
+    def spy(self, owner: Any, name: str) -> Any:
+        """Record calls of `owner.name` (our store's class when `owner` is the shim)."""
+        target = (_ASYNC if IS_ASYNC else _SYNC) if owner is SHIM else owner
+        original = getattr(target, name)
+        return self._stack.enter_context(
+            mock.patch.object(target, name, autospec=True, side_effect=original)
+        )
+
+
+@pytest.fixture
+def mocker() -> Iterator[_Spies]:
+    """`mocker.spy`, when pytest-mock is not installed."""
+    with contextlib.ExitStack() as stack:
+        yield _Spies(stack)
 
 
 @pytest.fixture(autouse=True)
