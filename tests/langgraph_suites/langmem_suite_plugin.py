@@ -60,6 +60,12 @@ _LG_INTERNAL = "tests a LangGraph backend's private helpers or SQL, not the Base
 _LG_TABLES = "reads or writes LangGraph's own tables through store._cursor()"
 _LG_CONFIG = "checks LangGraph's connection/pool configuration, not the BaseStore contract"
 _LG_BATCHER = "tests LangGraph's AsyncBatchedBaseStore or batch dedupe helper, not a store"
+_LG_MIGRATIONS = "checks the SQL text of LangGraph's own migrations (MIGRATIONS)"
+_OMIT_EXPIRED = (
+    "expires rows by editing LangGraph's `store` table through store._cursor() and tests "
+    "its `omit_expired` switch; our stores never return expired items (tests/contract/"
+    "test_ttl.py), which is LangGraph's omit_expired=True"
+)
 _SYNC_ON_ASYNC = (
     "a sync test on an async store: its sync methods need the store's running loop "
     "(LangGraph's async stores alike); the async tests of this file run instead"
@@ -81,6 +87,44 @@ DESELECTED: dict[tuple[str, str, str], str] = {
     ("postgres", "test_store.py", "test_namespace_match_pattern"): _LG_INTERNAL,
     ("sqlite", "test_store.py", "test_escape_glob_literal"): _LG_INTERNAL,
     ("sqlite", "test_store.py", "test_namespace_match_pattern"): _LG_INTERNAL,
+    ("sqlite", "test_store.py", "test_list_namespaces_prefix_uses_indexable_condition"): (
+        _LG_INTERNAL
+    ),
+    ("postgres", "test_store.py", "test_nonnull_migrations"): _LG_MIGRATIONS,
+    ("sqlite", "test_store.py", "test_nonnull_migrations"): _LG_MIGRATIONS,
+    ("sqlite", "test_store.py", "test_vector_store_initialization"): (
+        "reads SQLite's sqlite_master through store.conn to find LangGraph's vector tables"
+    ),
+    ("sqlite", "test_store.py", "test_sql_injection_vulnerability"): (
+        "expects SQLite's own wording 'Invalid filter key'; our stores raise "
+        "InvalidFilterError (a ValueError, as the test asks) worded our way"
+    ),
+    **{
+        (suite, file, f"test_omit_expired_{name}"): _OMIT_EXPIRED
+        for suite, file in (("postgres", "test_store.py"), ("postgres", "test_async_store.py"))
+        for name in (
+            "filters_read_paths",
+            "disabled_preserves_expired_rows",
+            "refresh_ttl_only_refreshes_live_rows",
+            "search_pagination",
+        )
+    },
+}
+
+
+_CALLS_SYNC_ON_LOOP = (
+    "calls the store's sync methods from inside its own event loop (directly, or through "
+    "LangGraph's MockAsyncBatchedStore) and expects them to work: an async store raises "
+    "asyncio.InvalidStateError there, as LangGraph's async stores do"
+)
+# (suite, file, test id with parameters) -> why an async store cannot run it.
+ASYNC_DESELECTED: dict[tuple[str, str, str], str] = {
+    ("memory", "test_store.py", "test_cannot_put_empty_namespace"): _CALLS_SYNC_ON_LOOP,
+    (
+        "memory",
+        "test_store.py",
+        "test_async_search_and_listing_keep_empty_prefixes_and_wildcards[True]",
+    ): _CALLS_SYNC_ON_LOOP,
 }
 
 
@@ -303,6 +347,8 @@ def _why_deselected(item: pytest.Item) -> str | None:
     key = _key(item)
     if key in DESELECTED:
         return DESELECTED[key]
+    if IS_ASYNC and (key[0], key[1], item.name) in ASYNC_DESELECTED:
+        return ASYNC_DESELECTED[(key[0], key[1], item.name)]
     function = getattr(item, "function", None)
     if IS_ASYNC and key[0] == "memory" and not inspect.iscoroutinefunction(function):
         return _SYNC_ON_ASYNC
