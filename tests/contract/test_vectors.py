@@ -186,3 +186,13 @@ async def test_embedding_errors_write_nothing(vectors: Backend, make_store: Make
     with pytest.raises(errors.EmbeddingError, match="model offline"):
         await failing.put(("d",), "k", {"text": "x"})
     assert await failing.get(("d",), "k") is None
+
+
+async def test_sqlite_text_fields_spelling(vectors: Backend, make_store: MakeStore) -> None:
+    """SqliteStore's `text_fields` is taken for `fields`, not silently ignored."""
+    store = await make_store(index={"dims": 64, "embed": EMBED, "text_fields": ["text"]})
+    await store.put(("d",), "k", {"text": "pizza night", "other": "tax return due"})
+    (hit,) = await store.search(("d",), query="pizza night")
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(errors.ConfigurationError, match="text_fields"):
+        await make_store(index={**INDEX, "text_fields": ["other"]})
