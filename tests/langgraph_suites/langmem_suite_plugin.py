@@ -338,7 +338,9 @@ def _install_fakes() -> None:
         sys.modules["langgraph.store.sqlite.base"] = base
 
 
-_install_fakes()
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the stand-in modules before the suites are imported (not on mere import)."""
+    _install_fakes()
 
 
 def _key(item: pytest.Item) -> tuple[str, str, str]:
