@@ -91,6 +91,29 @@ async def test_sync_call_on_the_store_loop_is_an_invalid_state(store: Subject) -
     assert (await store.get(("a",), "k")).value == {"v": 1}
 
 
+@pytest.mark.parametrize("namespace", BAD_LABELS)
+async def test_invalid_labels_are_refused_before_batching(
+    store: Subject, namespace: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As BaseStore's methods do: a bad label never reaches `batch`/`abatch`."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("batched an op with an invalid namespace")
+
+    monkeypatch.setattr(store.store, "batch", never)
+    monkeypatch.setattr(store.store, "abatch", never)
+    calls = [
+        store.get(namespace, "k"),
+        store.delete(namespace, "k"),
+        store.search(namespace),
+        store.list_namespaces(prefix=namespace),
+        store.list_namespaces(suffix=namespace),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidNamespaceError):
+            await call
+
+
 async def test_invalid_keys(store: Subject) -> None:
     with pytest.raises(errors.InvalidKeyError, match="NUL"):
         await store.put(("a",), "k\x00", {"v": 1})
