@@ -103,15 +103,15 @@ async def test_invalid_labels_are_refused_before_batching(
     monkeypatch.setattr(store.store, "batch", never)
     monkeypatch.setattr(store.store, "abatch", never)
     calls = [
-        store.get(namespace, "k"),
-        store.delete(namespace, "k"),
-        store.search(namespace),
-        store.list_namespaces(prefix=namespace),
-        store.list_namespaces(suffix=namespace),
+        lambda: store.get(namespace, "k"),
+        lambda: store.delete(namespace, "k"),
+        lambda: store.search(namespace),
+        lambda: store.list_namespaces(prefix=namespace),
+        lambda: store.list_namespaces(suffix=namespace),
     ]
     for call in calls:
         with pytest.raises(InvalidNamespaceError):
-            await call
+            await call()
 
 
 async def test_invalid_keys(store: Subject) -> None:
