@@ -3,9 +3,10 @@
 Rules:
 - `setup --url URL` opens one connection (waiting at most `--timeout` seconds), reads the
   installed migration versions, runs the store's `setup()` on that connection (the vector
-  tables too with `--index-dims N`, the chat histories' with `--history`), reads them
-  again and says what changed: "created", "upgraded" or "up to date", with each track's
-  version; a Redis URL is checked (server version, scripts): Redis has no tables;
+  tables too with `--index-dims N`, for `--distance`, the chat histories' with
+  `--history`), reads them again and says what changed: "created", "upgraded" or "up to
+  date", with each track's version; a Redis URL is checked (server version, scripts):
+  Redis has no tables;
 - what the user must fix (the server unreachable, a bad URL, authentication, a server
   without pgvector, a schema newer than this code) is one line on stderr and exit status
   1, never a traceback; the URL is never printed (it may hold a password), and `--url`
@@ -23,7 +24,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import psycopg
 import redis
@@ -35,6 +36,7 @@ from langmem_prod.errors import ConfigurationError, LangmemError
 from langmem_prod.history import PostgresChatMessageHistory
 from langmem_prod.security import Keyring, new_master_key
 from langmem_prod.store import PostgresStore, RedisStore
+from langmem_prod.store._index import DISTANCES
 from langmem_prod.store.postgres._errors import translate
 
 PROG = "langmem-prod"
@@ -91,6 +93,12 @@ def _installed(conn: psycopg.Connection[Any], schema: str) -> dict[str, int]:
     return {str(track): int(number) for track, number in rows}
 
 
+def _has_vector_index(conn: psycopg.Connection[Any], args: argparse.Namespace) -> bool:
+    name = sql.Identifier(args.schema, "vectors_embedding_hnsw_idx").as_string(None)
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
 def _no_embedding(texts: Sequence[str]) -> list[list[float]]:
     raise ConfigurationError("langmem-prod setup creates tables; it embeds nothing")
 
@@ -105,10 +113,13 @@ def _connect(url: str, timeout: float) -> psycopg.Connection[Any]:
 
 
 def _setup_postgres(args: argparse.Namespace) -> str:
-    index = IndexConfig(dims=args.index_dims, embed=_no_embedding) if args.index_dims else None
+    index, distance = None, args.distance or "cosine"
+    if args.index_dims:
+        settings = {"dims": args.index_dims, "embed": _no_embedding, "distance_type": distance}
+        index = cast(IndexConfig, settings)  # LangGraph's PostgresIndexConfig has the key
     with _connect(args.url, args.timeout) as conn:
         try:
-            before = _installed(conn, args.schema)
+            before, had_index = _installed(conn, args.schema), _has_vector_index(conn, args)
             store = PostgresStore(
                 conn, schema=args.schema, index=index, start_sweeper=False, track_access="off"
             )
@@ -116,14 +127,19 @@ def _setup_postgres(args: argparse.Namespace) -> str:
                 store.setup()
             if args.history:
                 PostgresChatMessageHistory("setup", conn, schema=args.schema).setup()
-            return describe_change(args.schema, before, _installed(conn, args.schema))
+            said = describe_change(args.schema, before, _installed(conn, args.schema))
+            if before.get("vectors") and not had_index and _has_vector_index(conn, args):
+                said += f"; rebuilt its vector index for distance_type {distance!r}"
+            return said
         except psycopg.Error as exc:
             raise translate(exc, args.schema) from exc
 
 
 def _setup_redis(args: argparse.Namespace) -> str:
-    if args.index_dims or args.history:
-        _fail("--index-dims and --history are for PostgreSQL; Redis creates keys on write")
+    if args.index_dims or args.distance or args.history:
+        _fail(
+            "--index-dims, --distance and --history are for PostgreSQL; Redis creates keys on write"
+        )
     try:
         client = redis.Redis.from_url(
             args.url, socket_connect_timeout=args.timeout, socket_timeout=args.timeout
@@ -146,6 +162,8 @@ def _setup(args: argparse.Namespace) -> int:
         _fail(f"setup needs --url (or ${URL_VARIABLE})")
     if args.index_dims is not None and args.index_dims < 1:
         _fail("--index-dims must be a positive number of dimensions, e.g. 1536")
+    if args.distance and not args.index_dims:
+        _fail("--distance needs --index-dims: it chooses the vector index's distance type")
     if args.timeout <= 0:
         _fail("--timeout must be a positive number of seconds")
     redis_url = args.url.startswith(("redis://", "rediss://", "unix://"))
@@ -211,6 +229,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also create the vector tables for semantic search, for N-dimensional embeddings "
         "(the `dims` of the store's `index=`; needs pgvector)",
+    )
+    setup.add_argument(
+        "--distance",
+        choices=DISTANCES,
+        help="the vector index's distance type, the `distance_type` of the store's `index=` "
+        "(default: cosine)",
     )
     setup.add_argument(
         "--history", action="store_true", help="also create the chat histories' tables"

@@ -38,6 +38,7 @@ __all__ = [
     "LangmemError",
     "QuotaExceededError",
     "RateLimitedError",
+    "ReadOnlyServerError",
     "SchemaNotReadyError",
     "SyncCallInEventLoopError",
     "TenantAccessError",
@@ -135,6 +136,19 @@ class BackendUnavailableError(LangmemError, ConnectionError):
 
 class BackendTimeoutError(BackendUnavailableError, TimeoutError):
     """The database did not answer within the configured time."""
+
+
+class ReadOnlyServerError(BackendUnavailableError, BackendError):
+    """The server or connection is read-only: it serves reads and refuses writes.
+
+    Both a `BackendError` (the write was rejected) and a `BackendUnavailableError`
+    (`retryable` when a failover may promote the server: a Redis replica).
+
+    A Redis replica, a PostgreSQL standby, or `default_transaction_read_only` on the
+    role, database or connection. Nothing was written; write through the primary.
+    Background maintenance (access statistics, TTL refreshes, sweeps) notices it once,
+    logs one warning and stops.
+    """
 
 
 class DecryptionError(LangmemError):

@@ -126,6 +126,46 @@ def test_setup_creates_the_vector_tables_before_the_app_runs(vector_pg: PgServer
         drop_schema(vector_pg.url, schema)
 
 
+def test_setup_takes_the_distance_type(vector_pg: PgServer) -> None:
+    schema = new_schema()
+    args = ("setup", "--url", vector_pg.url, "--schema", schema, "--index-dims", "64")
+    try:
+        assert cli(*args, "--distance", "inner_product").returncode == 0
+        (opclass,) = _one_row(
+            vector_pg.url,
+            "SELECT o.opcname FROM pg_index i JOIN pg_opclass o ON o.oid = i.indclass[0] "
+            "WHERE i.indexrelid = to_regclass(%s)",
+            (f'"{schema}".vectors_embedding_hnsw_idx',),
+        )
+        assert opclass == "vector_ip_ops"
+        assert "is up to date" in cli(*args, "--distance", "inner_product").stdout
+        line = one_line_error(cli(*args))  # cosine, the default, is not what was set up
+        assert "distance_type 'inner_product'" in line and "DROP INDEX" in line
+        with psycopg.connect(vector_pg.url, autocommit=True) as conn:
+            conn.execute(f'DROP INDEX "{schema}".vectors_embedding_hnsw_idx')
+        rebuilt = cli(*args, "--distance", "inner_product").stdout
+        assert "up to date" in rebuilt and "rebuilt its vector index" in rebuilt
+        index = {"dims": 64, "embed": HashingEmbeddings(64), "distance_type": "inner_product"}
+        with PostgresStore.from_conn_string(vector_pg.url, schema=schema, index=index) as store:
+            store.setup()
+    finally:
+        drop_schema(vector_pg.url, schema)
+
+
+def test_distance_needs_index_dims_and_a_known_type(pg: PgServer) -> None:
+    line = one_line_error(cli("setup", "--url", pg.url, "--distance", "l2"))
+    assert "--index-dims" in line
+    bad = cli("setup", "--url", pg.url, "--index-dims", "8", "--distance", "hamming")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def _one_row(url: str, query: str, params: tuple[str, ...]) -> tuple[str, ...]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
 def test_setup_adds_vectors_to_an_existing_schema(vector_pg: PgServer) -> None:
     schema = new_schema()
     try:
@@ -224,3 +264,28 @@ def test_new_master_key_prints_an_entry_the_keyring_reads() -> None:
 def test_new_master_key_refuses_an_id_the_keyring_would_not_read() -> None:
     line = one_line_error(cli("new-master-key", "--id", "no spaces allowed"))
     assert "--id must be" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--url", "host=localhost port"), "malformed"),
+        (("--url", f"postgresql://postgres@127.0.0.1:{free_port()}/db"), "Connection refused"),
+        (("--store", "redis", "--url", "http://127.0.0.1:6379/0"), "Redis URL is malformed"),
+        (("--store", "redis", "--url", f"redis://127.0.0.1:{free_port()}/0"), "Error 111"),
+    ],
+    ids=["pg-bad-dsn", "pg-refused", "redis-bad-url", "redis-refused"],
+)
+def test_demo_connection_mistakes_are_one_line_and_fast(
+    args: tuple[str, ...], expected: str
+) -> None:
+    started = time.monotonic()
+    line = one_line_error(cli("demo", *args))
+    assert time.monotonic() - started < 20  # the interpreter's start included
+    assert expected in line
+
+
+def test_demo_on_an_unknown_database_names_it(pg: PgServer) -> None:
+    unknown_database = pg.url.rsplit("/", 1)[0] + "/no_such_db_x"
+    line = one_line_error(cli("demo", "--url", unknown_database))
+    assert 'database "no_such_db_x" does not exist' in line

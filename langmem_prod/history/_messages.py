@@ -7,7 +7,10 @@ Rules:
   rebuilt with `model_construct` (the data was validated when it was dumped), the rest
   through `messages_from_dict`;
 - only JSON types are accepted; anything else (a datetime in additional_kwargs, bytes,
-  NaN) is refused with the message's position, before anything is written;
+  NaN or an infinity anywhere: content blocks, additional_kwargs, response_metadata,
+  tool call args) is refused with the message's position, before anything is written;
+- only message types LangChain reads back (`messages_from_dict`'s) are accepted: a
+  message of another type is refused on write, so no read ever fails on it;
 - the optional codec (encryption) sees the JSON bytes and the owner's context;
 - session, tenant and user ids are non-empty strings without NUL or lone surrogates, at
   most 512 characters;
@@ -17,7 +20,9 @@ Rules:
   depth); `nesting_exceeds_message` checks a message before anything walks it (PII
   redaction);
 - a read window is every message, the `last` N, or a page (`offset`, `limit`), oldest
-  first; counts are ints up to `MAX_COUNT`, a TTL at most 100 years (or infinite: none).
+  first; counts are ints up to `MAX_COUNT`; a TTL is at most 100 years, 0 (as in
+  langchain-redis and langchain-community) or infinite means no expiry, and a negative
+  TTL is refused.
 """
 
 from __future__ import annotations
@@ -62,6 +67,18 @@ _CLASSES: dict[str, type[BaseMessage]] = {
         ToolMessage,
     )
 }
+READABLE_TYPES = frozenset(
+    {
+        *_CLASSES,
+        "remove",
+        "HumanMessageChunk",
+        "SystemMessageChunk",
+        "ChatMessageChunk",
+        "FunctionMessageChunk",
+        "ToolMessageChunk",
+    }
+)
+"""The message types `messages_from_dict` rebuilds: the only ones a history stores."""
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -119,13 +136,19 @@ def check_id(name: str, value: object, *, optional: bool = False) -> str:
 
 
 def check_ttl(ttl: float | timedelta | None) -> float | None:
-    """A conversation TTL in seconds (None: keep forever)."""
+    """A conversation TTL in seconds (None: keep forever; 0 and infinity mean the same).
+
+    >>> check_ttl(90), check_ttl(0), check_ttl(timedelta(0))
+    (90.0, None, None)
+    """
     if ttl is None:
         return None
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise ConfigurationError("ttl must be a positive number of seconds or a timedelta")
-    if seconds == math.inf:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise ConfigurationError(
+            "ttl must be a number of seconds >= 0 or a timedelta (0 or None: no expiry)"
+        )
+    if seconds in (0, math.inf):
         return None
     if not seconds <= MAX_TTL_SECONDS:
         raise ConfigurationError(
@@ -156,8 +179,15 @@ def encode_messages(
             raise InvalidMessageError(
                 f"message {n} is a {type(message).__name__}, not a langchain BaseMessage"
             )
+        if not isinstance(message.type, str) or message.type not in READABLE_TYPES:
+            raise InvalidMessageError(
+                f"message {n} ({type(message).__name__}) has a type LangChain cannot read "
+                "back (messages_from_dict); store a HumanMessage, AIMessage, SystemMessage, "
+                "ToolMessage, ChatMessage or FunctionMessage (or a chunk of one) instead"
+            )
+        stored = message_to_dict(message)
         try:
-            data = orjson.dumps(message_to_dict(message), default=_refuse, option=_OPTIONS)
+            data = orjson.dumps(stored, default=_refuse, option=_OPTIONS)
         except (TypeError, orjson.JSONEncodeError) as exc:
             if nesting_exceeds_message(message):
                 raise _too_deep(n, message) from None
@@ -165,8 +195,32 @@ def encode_messages(
                 f"message {n} ({message.type}) cannot be stored exactly: {exc}; keep only JSON "
                 "types (str, numbers, bools, None, lists, dicts) in its fields"
             ) from exc
+        if has_non_finite(stored["data"]):  # orjson writes NaN and infinities as null
+            raise InvalidMessageError(
+                f"message {n} ({message.type}) holds NaN or an infinity, which JSON cannot "
+                "represent (it would be read back as null); use None or a string instead"
+            )
         out.append(codec.encode(data, context) if codec is not None else data)
     return out
+
+
+def has_non_finite(value: Any) -> bool:
+    """Whether a JSON-like value holds a float NaN or infinity (walked without recursion).
+
+    >>> has_non_finite({"a": [1.5, {"b": float("nan")}]}), has_non_finite({"a": [1.5]})
+    (True, False)
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def nesting_exceeds_message(message: BaseMessage) -> bool:

@@ -9,6 +9,9 @@ Rules:
   tool result is never separated from the call that asked for it;
 - a summary buffer summarizes only what newly overflowed, once: the running summary and
   where it stops are saved in the history's state; no LLM call when nothing overflowed;
+  where it stops is the id of the last message summarized (the turns it saves get ids),
+  never the messages' contents, so repeated turns ("ok", "next") cannot move it: every
+  message is summarized or kept, exactly once;
 - every method has an async twin that awaits the history's and the model's async API;
 - with the `[classic]` extra installed, the classes are also `langchain_classic`
   `BaseMemory`s, so legacy chains accept them.
@@ -17,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -233,19 +237,36 @@ class _Plan(NamedTuple):
 
 
 def _fingerprint(messages: Sequence[BaseMessage]) -> str:
-    """Names the last messages summarized (three, so repeated short turns stay apart)."""
+    """Names the last messages summarized, for messages without ids (written elsewhere)."""
     data = orjson.dumps([message_to_dict(m) for m in messages[-3:]])
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _uncovered(messages: list[BaseMessage], mark: str | None) -> int:
+def _boundary(covered: list[BaseMessage]) -> dict[str, str]:
+    """Where the summary stops: the id of the last message summarized.
+
+    A message another writer added without an id is named by its contents instead.
+    """
+    last_id = covered[-1].id
+    if isinstance(last_id, str) and last_id:
+        return {"last_id": last_id}
+    return {"mark": _fingerprint(covered)}
+
+
+def _uncovered(messages: list[BaseMessage], own: Mapping[str, Any]) -> int:
     """Where the messages not yet in the summary start."""
-    if mark is None:
-        return 0
+    last_id, mark = own.get("last_id"), own.get("mark")
     for end in range(len(messages), 0, -1):
-        if _fingerprint(messages[max(0, end - 3) : end]) == mark:
+        if last_id is not None:
+            if messages[end - 1].id == last_id:
+                return end
+        elif mark is not None and _fingerprint(messages[max(0, end - 3) : end]) == mark:
             return end
-    return 0  # the summarized messages are older than what was read
+    return 0  # nothing summarized yet, or only messages older than what was read
+
+
+def _with_id(message: BaseMessage) -> BaseMessage:
+    return message if message.id else message.model_copy(update={"id": str(uuid.uuid4())})
 
 
 class ConversationSummaryBufferMemory(ChatMemory):
@@ -288,11 +309,14 @@ class ConversationSummaryBufferMemory(ChatMemory):
 
     def _plan(self, transcript: Transcript) -> _Plan:
         own = transcript.state.get(self.state_key) or {}
-        start = _uncovered(transcript.messages, own.get("mark"))
+        start = _uncovered(transcript.messages, own)
         pending = transcript.messages[start:]
         keep = _fit(pending, self.max_tokens, token_counter(self.token_counter))
         end = len(transcript.messages) - len(keep)
         return _Plan(transcript.messages[start:end], keep, str(own.get("summary", "")), end)
+
+    def _turn(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[BaseMessage]:
+        return [_with_id(m) for m in super()._turn(inputs, outputs)]
 
     def _prompt(self, summary: str, overflow: list[BaseMessage]) -> list[BaseMessage]:
         lines = get_buffer_string(
@@ -304,8 +328,8 @@ class ConversationSummaryBufferMemory(ChatMemory):
         ]
 
     def _new_state(self, transcript: Transcript, plan: _Plan, summary: str) -> dict[str, Any]:
-        mark = _fingerprint(transcript.messages[: plan.covered])
-        return {**transcript.state, self.state_key: {"summary": summary, "mark": mark}}
+        boundary = _boundary(transcript.messages[: plan.covered])
+        return {**transcript.state, self.state_key: {"summary": summary, **boundary}}
 
     def _output(self, summary: str, keep: list[BaseMessage]) -> list[BaseMessage]:
         head: list[BaseMessage] = [SystemMessage(self.summary_prefix + summary)] if summary else []

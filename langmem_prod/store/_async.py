@@ -48,6 +48,10 @@ class AsyncRunner(Protocol):
     buffer: AccessBuffer
     on_record: Callable[[], None]
 
+    def stop_recording(self) -> None:
+        """Drop buffered reads and record no more."""
+        ...
+
     async def run(self, gen: Generator[Any, Any, T]) -> T:
         """Drive `gen` to its end."""
         ...
@@ -74,7 +78,12 @@ class AsyncStore(StoreBase):
         self._coalescer = ReadCoalescer(self._abatch_validated)
         self._loop: asyncio.AbstractEventLoop | None = None
         round = functools.partial(_round, self._runner, self._flows, self._schedule, self._clock)
-        self._worker = TaskWorker(round, name=self._worker_name, retry_after=self._flush_interval)
+        self._worker = TaskWorker(
+            round,
+            name=self._worker_name,
+            retry_after=self._flush_interval,
+            on_read_only=self._runner.stop_recording,
+        )
         self._runner.on_record = self._worker.wake
         self._finalizer = weakref.finalize(self, self._worker.cancel)
         with contextlib.suppress(RuntimeError):  # built outside a loop: bind on first use

@@ -9,6 +9,9 @@ Rules:
   with several texts is stored as "path.0", "path.1", ... and a field with one as "path",
   as LangGraph's stores name them;
 - an item is ranked by its best-matching vector (max pooling);
+- `distance_type` is LangGraph's: "cosine" (default; score = cosine similarity), "l2"
+  (score = minus the Euclidean distance) or "inner_product" (score = the dot product);
+  every backend scores as LangGraph's PostgresStore does, higher is better;
 - a put's field paths are strings without NUL or lone surrogates (they are stored).
 """
 
@@ -30,6 +33,8 @@ V = TypeVar("V")
 _TOP = re.compile(r"[.\[]")
 
 Tokens = Literal["$"] | list[str]
+Distance = Literal["cosine", "l2", "inner_product"]
+DISTANCES: tuple[Distance, ...] = ("cosine", "l2", "inner_product")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class IndexSettings:
     embeddings: Embeddings
     fields: tuple[tuple[str, Tokens], ...]
     options: Mapping[str, Any]
+    distance: Distance = "cosine"
 
     @property
     def vectors_per_item(self) -> int:
@@ -51,11 +57,12 @@ def index_settings(config: IndexConfig | Mapping[str, Any] | None) -> IndexSetti
     """Check an `IndexConfig`; backends read their own extra keys from `options`.
 
     >>> s = index_settings({"dims": 3, "embed": lambda texts: [[1.0, 0, 0] for _ in texts]})
-    >>> s.dims, s.fields
-    (3, (('$', '$'),))
+    >>> s.dims, s.fields, s.distance
+    (3, (('$', '$'),), 'cosine')
 
     Raises:
-        ConfigurationError: dims is not a positive int, embed is missing, fields malformed.
+        ConfigurationError: dims is not a positive int, embed is missing, fields malformed,
+            distance_type is not one of "cosine", "l2", "inner_product".
     """
     if config is None:
         return None
@@ -81,7 +88,13 @@ def index_settings(config: IndexConfig | Mapping[str, Any] | None) -> IndexSetti
     options = {
         k: v for k, v in config.items() if k not in ("dims", "embed", "fields", "text_fields")
     }
-    return IndexSettings(dims, embeddings, tuple(_tokenize(f) for f in fields), options)
+    distance = options.pop("distance_type", "cosine")
+    if distance not in DISTANCES:
+        raise ConfigurationError(
+            "IndexConfig distance_type must be 'cosine' (the default), 'l2' or 'inner_product'"
+        )
+    tokens = tuple(_tokenize(f) for f in fields)
+    return IndexSettings(dims, embeddings, tokens, options, distance)
 
 
 def _fields(config: IndexConfig | Mapping[str, Any]) -> Any:

@@ -3,7 +3,8 @@
 Rules:
 - the access buffer is guarded by a lock (sync stores read from many threads);
 - `on_record` is called when the buffer stops being empty or becomes full, so the
-  background worker can schedule a flush;
+  background worker can schedule a flush; `stop_recording()` (a read-only server)
+  empties the buffer and makes reads record nothing;
 - a failure is translated by the backend's `translate`; retryable failures are retried
   until the policy's attempts are spent; a closed single connection is not retried;
 - `SyncRunnerBase` and `AsyncRunnerBase` are twins that differ only in `await`; a
@@ -45,12 +46,21 @@ class RunnerBase:
         self.retry = retry
         self.buffer = AccessBuffer()
         self.on_record: Callable[[], None] = _nothing
+        self.recording = True
         self._buffer_lock = threading.Lock()
+
+    def stop_recording(self) -> None:
+        """Drop buffered reads and record no more (the server is read-only)."""
+        with self._buffer_lock:
+            self.recording = False
+            self.buffer.drain()
 
     def _buffer_effect(self, effect: RecordAccess | DrainAccess) -> Any:
         with self._buffer_lock:
             if isinstance(effect, DrainAccess):
                 return self.buffer.drain()
+            if not self.recording:
+                return None
             wake = self.buffer.record(effect.reads, effect.at)
         if wake:
             self.on_record()

@@ -43,6 +43,10 @@ class SyncRunner(Protocol):
     buffer: AccessBuffer
     on_record: Callable[[], None]
 
+    def stop_recording(self) -> None:
+        """Drop buffered reads and record no more."""
+        ...
+
     def run(self, gen: Generator[Any, Any, T]) -> T:
         """Drive `gen` to its end."""
         ...
@@ -67,7 +71,12 @@ class SyncStore(StoreBase):
 
     def _new_worker(self) -> None:
         round = functools.partial(_round, self._runner, self._flows, self._schedule, self._clock)
-        self._worker = ThreadWorker(round, name=self._worker_name, retry_after=self._flush_interval)
+        self._worker = ThreadWorker(
+            round,
+            name=self._worker_name,
+            retry_after=self._flush_interval,
+            on_read_only=self._runner.stop_recording,
+        )
         self._runner.on_record = self._worker.wake
         self._finalizer = weakref.finalize(self, self._worker.stop, 0)
         self._sweeper_stopped: concurrent.futures.Future[None] | None = None

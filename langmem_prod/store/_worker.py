@@ -2,8 +2,10 @@
 
 Rules:
 - a round returns how many seconds to sleep; `wake()` cuts the sleep short;
-- a failing round is logged and retried after `retry_after` seconds; it never stops
-  the worker;
+- a failing round is logged and retried after `retry_after` seconds, except on a
+  read-only server (`ReadOnlyServerError`): then the worker logs one warning, calls its
+  `on_read_only` hook (the store stops recording reads) and stops, since no later round
+  could write either;
 - workers hold no reference to their store, so an unreferenced store can be collected
   (its finalizer stops the worker).
 """
@@ -16,15 +18,37 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
+from langmem_prod.errors import ReadOnlyServerError
+
 logger = logging.getLogger("langmem_prod.store")
+
+
+def _read_only(name: str, exc: ReadOnlyServerError, hook: Callable[[], None] | None) -> None:
+    logger.warning(
+        "%s stopped: the server is read-only, so this store's background maintenance "
+        "(access statistics, TTL refreshes, sweeps of expired items) is off until it is "
+        "made again on a writable server; reads go on (%s)",
+        name,
+        exc,
+    )
+    if hook is not None:
+        hook()
 
 
 class ThreadWorker:
     """Runs `round()` in a daemon thread until stopped."""
 
-    def __init__(self, round: Callable[[], float], *, name: str, retry_after: float) -> None:
+    def __init__(
+        self,
+        round: Callable[[], float],
+        *,
+        name: str,
+        retry_after: float,
+        on_read_only: Callable[[], None] | None = None,
+    ) -> None:
         self._round = round
         self._retry_after = retry_after
+        self._on_read_only = on_read_only
         self._wake = threading.Event()
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
@@ -50,6 +74,9 @@ class ThreadWorker:
         while not self._stopped:
             try:
                 delay = self._round()
+            except ReadOnlyServerError as exc:
+                _read_only(self._thread.name, exc, self._on_read_only)
+                return
             except Exception:
                 logger.warning("store maintenance round failed; retrying", exc_info=True)
                 delay = self._retry_after
@@ -61,10 +88,16 @@ class TaskWorker:
     """Runs `await round()` in an asyncio task on the loop that starts it."""
 
     def __init__(
-        self, round: Callable[[], Awaitable[float]], *, name: str, retry_after: float
+        self,
+        round: Callable[[], Awaitable[float]],
+        *,
+        name: str,
+        retry_after: float,
+        on_read_only: Callable[[], None] | None = None,
     ) -> None:
         self._round = round
         self._retry_after = retry_after
+        self._on_read_only = on_read_only
         self._name = name
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -102,6 +135,9 @@ class TaskWorker:
         while not self._stopped:
             try:
                 delay = await self._round()
+            except ReadOnlyServerError as exc:
+                _read_only(self._name, exc, self._on_read_only)
+                return
             except Exception:
                 logger.warning("store maintenance round failed; retrying", exc_info=True)
                 delay = self._retry_after

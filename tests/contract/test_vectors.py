@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from langgraph.store.base import PutOp
 
@@ -196,3 +197,88 @@ async def test_sqlite_text_fields_spelling(vectors: Backend, make_store: MakeSto
     assert hit.score == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(errors.ConfigurationError, match="text_fields"):
         await make_store(index={**INDEX, "text_fields": ["other"]})
+
+
+# Distance types ----------------------------------------------------------------------
+# Vectors of very different lengths, so that cosine, l2 and inner product rank apart.
+_RNG = np.random.default_rng(11)
+_TABLE = {
+    f"t{i}": (_RNG.normal(size=8) * _RNG.uniform(0.2, 1.5)).astype(np.float32) for i in range(40)
+}
+_QUERIES = ("t0", "t7", "t33")
+
+
+def _table_embed(texts: list[str]) -> list[list[float]]:
+    return [[float(x) for x in _TABLE[t]] for t in texts]
+
+
+def _score(distance: str, q: np.ndarray, v: np.ndarray) -> float:
+    """LangGraph's PostgresStore score for one pair of vectors (float64 arithmetic)."""
+    q64, v64 = q.astype(np.float64), v.astype(np.float64)
+    if distance == "l2":
+        return -float(np.linalg.norm(q64 - v64))
+    if distance == "inner_product":
+        return float(q64 @ v64)
+    return float(q64 @ v64 / (np.linalg.norm(q64) * np.linalg.norm(v64)))
+
+
+def _reference(distance: str, query: str, docs: dict[str, list[str]]) -> list[tuple[str, float]]:
+    scores = {
+        key: max(_score(distance, _TABLE[query], _TABLE[t]) for t in texts)
+        for key, texts in docs.items()
+    }
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@pytest.mark.parametrize("distance", ["cosine", "l2", "inner_product"])
+async def test_distance_types_score_as_langgraph(
+    vectors: Backend, make_store: MakeStore, distance: str
+) -> None:
+    index = {"dims": 8, "embed": _table_embed, "fields": ["a", "b"], "distance_type": distance}
+    store = await make_store(index=index)
+    # Two texts per item (max pooling); t0, t7 and t33 are also stored, so a query
+    # meets itself (cosine 1, l2 0) and the best of two must win.
+    docs = {f"k{i:02}": [f"t{i}", f"t{(i * 7 + 3) % 40}"] for i in range(40)}
+    await store.batch([PutOp(("d",), k, {"a": a, "b": b}) for k, (a, b) in docs.items()])
+    orders = set()
+    for query in _QUERIES:
+        want = _reference(distance, query, docs)
+        got = await store.search(("d",), query=query, limit=40)
+        assert [r.key for r in got] == [k for k, _ in want]
+        assert [r.score for r in got] == pytest.approx([s for _, s in want], abs=1e-5)
+        page = await store.search(("d",), query=query, limit=5, offset=3)
+        assert [r.key for r in page] == [k for k, _ in want[3:8]]
+        orders.add(tuple(k for k, _ in want))
+    assert len(orders) == len(_QUERIES)
+
+
+def test_the_three_types_rank_apart() -> None:
+    """The data above tells the types apart: a wrong operator would rank differently."""
+    docs = {f"k{i:02}": [f"t{i}"] for i in range(40)}
+    ranks = {
+        d: [k for k, _ in _reference(d, "t0", docs)] for d in ("cosine", "l2", "inner_product")
+    }
+    assert len({tuple(r) for r in ranks.values()}) == 3
+
+
+async def test_unknown_distance_type_is_refused_at_construction(
+    backend: Backend, make_store: MakeStore
+) -> None:
+    for wrong in ("hamming", "euclidean", "COSINE", None, 2):
+        with pytest.raises(errors.ConfigurationError, match="distance_type"):
+            await make_store(index={**INDEX, "distance_type": wrong}, setup=False)
+
+
+async def test_changing_the_distance_type_is_refused_at_setup(
+    vectors: Backend, make_store: MakeStore
+) -> None:
+    index = {"dims": 8, "embed": _table_embed, "fields": ["a"]}
+    first = await make_store(index={**index, "distance_type": "inner_product"})
+    await first.put(("d",), "k", {"a": "t1"})
+    await make_store(index={**index, "distance_type": "inner_product"})  # same: fine
+    for other in ("cosine", "l2"):
+        changed = await make_store(index={**index, "distance_type": other}, setup=False)
+        with pytest.raises(errors.ConfigurationError, match="inner_product"):
+            await changed.setup()
+    results = await first.search(("d",), query="t1")
+    assert [r.score for r in results] == pytest.approx([float(_TABLE["t1"] @ _TABLE["t1"])])

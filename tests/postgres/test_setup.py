@@ -112,7 +112,7 @@ def test_a_newer_schema_is_refused(make_pg_store: MakePgStore, sql: psycopg.Conn
         ({"ttl": {"sweep_interval": 5}}, "unknown TTLConfig"),
         ({"index": {"dims": 0, "embed": lambda t: t}}, "dims"),
         ({"index": {"dims": 3}}, "embed"),
-        ({"index": {"dims": 3, "embed": lambda t: t, "distance_type": "l2"}}, "cosine"),
+        ({"index": {"dims": 3, "embed": lambda t: t, "distance_type": "dot"}}, "distance_type"),
         ({"flush_interval": 0}, "flush_interval"),
     ],
 )

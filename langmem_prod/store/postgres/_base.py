@@ -73,7 +73,8 @@ class PostgresStoreBase(StoreBase, Generic[C]):
         )
         self._vector = vector_spec(self._index) if self._index else None
         vector_type = self._vector.vector_type if self._vector else None
-        self._cfg = PgConfig(PgSql(schema, vector_type), self._index, track_access)
+        distance = self._vector.distance if self._vector else "cosine"
+        self._cfg = PgConfig(PgSql(schema, vector_type, distance), self._index, track_access)
         self._flows = Flows(
             functools.partial(batch_gen, self._cfg),
             functools.partial(flush_gen, self._cfg),

@@ -8,6 +8,7 @@ Rules:
 - a missing table or function means `setup()` has not run for this schema; the error
   names what lacks its tables and the call that creates them (`SetupHint`: the store's
   `store.setup()`, a chat history's `history.setup()`, ...), awaited for an async one;
+- a write on a read-only connection (SQLSTATE 25006) is `ReadOnlyServerError`, not retried;
 - a cancelled statement or a pool that stayed empty is a timeout, not retried (the pool
   already waited its full timeout);
 - anything else from the database is a `BackendError`; other exceptions pass through.
@@ -27,6 +28,7 @@ from langmem_prod.errors import (
     BackendUnavailableError,
     LangmemError,
     QuotaExceededError,
+    ReadOnlyServerError,
     SchemaNotReadyError,
 )
 from langmem_prod.store.postgres._schema import QUOTA_SQLSTATE
@@ -58,6 +60,7 @@ _NOT_SET_UP = (
     pg_errors.InvalidSchemaName,
     pg_errors.UndefinedColumn,
 )
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction (a standby answers it too)
 _RETRYABLE_CLASSES = ("08",)  # connection exceptions
 _RETRYABLE_STATES = (
     "40001",  # serialization_failure
@@ -88,8 +91,9 @@ def translate(
         return exc
     if isinstance(exc, PoolTimeout):
         return BackendTimeoutError(
-            "no PostgreSQL connection could be had within the pool's timeout (the server may "
-            "be down, or every connection busy); check the server, or raise max_size/timeout",
+            "no PostgreSQL connection came free within the pool's timeout (every connection "
+            "stayed busy, or the server stopped answering); raise pool_size / pool_timeout "
+            "(the pool's max_size / timeout), or find what holds the connections",
             retryable=False,
         )
     if isinstance(exc, psycopg.Error) and exc.sqlstate == QUOTA_SQLSTATE:
@@ -102,6 +106,13 @@ def translate(
             f"{hint.owner}'s tables in schema {schema!r} are missing or out of date "
             f"({type(exc).__name__}); call {hint.call(asynchronous=asynchronous)} once "
             "before using it"
+        )
+    if isinstance(exc, psycopg.Error) and exc.sqlstate == READ_ONLY_SQLSTATE:
+        return ReadOnlyServerError(
+            f"PostgreSQL refused a write: {_first_line(exc)}; the connection is read-only (a "
+            "standby, or default_transaction_read_only is on for the role, database or "
+            "connection): nothing was written, write through the primary",
+            retryable=False,
         )
     if isinstance(exc, pg_errors.QueryCanceled):
         return BackendTimeoutError(

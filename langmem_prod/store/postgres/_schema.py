@@ -23,7 +23,14 @@ from typing import Any
 from psycopg import sql
 
 from langmem_prod.errors import ConfigurationError, FeatureUnavailableError, SchemaNotReadyError
-from langmem_prod.store._index import IndexSettings
+from langmem_prod.store._index import Distance, IndexSettings
+from langmem_prod.store.postgres._distance import (
+    CREATE_INDEX,
+    DISTANCE_SQL,
+    INDEX_NAME,
+    INDEX_OPCLASS,
+    check_opclass,
+)
 from langmem_prod.store.postgres._effects import Execute
 from langmem_prod.store.postgres._rls import (
     RLS_MEMBERSHIP_STATEMENTS,
@@ -218,7 +225,7 @@ RLS_MIGRATIONS: tuple[Migration, ...] = (
 VECTOR_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
-        "vectors table with an HNSW cosine index",
+        "vectors table with an HNSW index for the store's distance type",
         (
             """CREATE TABLE {s}.vectors (
                 prefix text COLLATE "C" NOT NULL,
@@ -227,8 +234,7 @@ VECTOR_MIGRATIONS: tuple[Migration, ...] = (
                 embedding {vt}({dims}) NOT NULL,
                 PRIMARY KEY (prefix, key, field),
                 FOREIGN KEY (prefix, key) REFERENCES {s}.items (prefix, key) ON DELETE CASCADE)""",
-            "CREATE INDEX vectors_embedding_hnsw_idx ON {s}.vectors "
-            "USING hnsw (embedding {vt}_cosine_ops) WITH (m = {m}, ef_construction = {ef})",
+            CREATE_INDEX,
         ),
     ),
     Migration(
@@ -241,12 +247,13 @@ VECTOR_MIGRATIONS: tuple[Migration, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class VectorSpec:
-    """How vectors are stored: pgvector type, width and HNSW build parameters."""
+    """How vectors are stored: pgvector type, width, distance and HNSW build parameters."""
 
     dims: int
     vector_type: str
     m: int = 16
     ef_construction: int = 64
+    distance: Distance = "cosine"
 
     @property
     def column_type(self) -> str:
@@ -262,9 +269,6 @@ def vector_spec(settings: IndexSettings) -> VectorSpec:
     'halfvec'
     """
     options: Mapping[str, Any] = settings.options
-    distance = options.get("distance_type", "cosine")
-    if distance != "cosine":
-        raise ConfigurationError(f"distance_type {distance!r} is not supported; use 'cosine'")
     ann = dict(options.get("ann_index_config") or {})
     if ann.get("kind", "hnsw") != "hnsw":
         raise ConfigurationError("ann_index_config kind must be 'hnsw'")
@@ -279,7 +283,7 @@ def vector_spec(settings: IndexSettings) -> VectorSpec:
     m, ef = ann.get("m", 16), ann.get("ef_construction", 64)
     if not all(isinstance(x, int) and not isinstance(x, bool) and x > 1 for x in (m, ef)):
         raise ConfigurationError("ann_index_config m and ef_construction must be ints > 1")
-    return VectorSpec(settings.dims, vector_type, m, ef)
+    return VectorSpec(settings.dims, vector_type, m, ef, settings.distance)
 
 
 def _migration_sql(statement: str, schema: str, spec: VectorSpec | None) -> str:
@@ -287,6 +291,7 @@ def _migration_sql(statement: str, schema: str, spec: VectorSpec | None) -> str:
     if spec is not None:
         text = (
             text.replace("{vt}", spec.vector_type)
+            .replace("{ops}", DISTANCE_SQL[spec.distance].opclass_suffix)
             .replace("{dims}", str(spec.dims))
             .replace("{m}", str(spec.m))
             .replace("{ef}", str(spec.ef_construction))
@@ -366,12 +371,23 @@ def setup_gen(schema: str, spec: VectorSpec | None) -> Generator[Execute, Any, N
             todo.insert(0, Statement("CREATE EXTENSION IF NOT EXISTS vector"))
         current = versions.get("vectors", 0)
         if current:
-            table = render("{s}.vectors", schema)
-            found = (yield Execute((Statement(_EMBEDDING_TYPE, (table,)),)))[0]
-            _check_vector_column(found[0][0] if found else "no vectors table", spec, schema)
+            todo += yield from _check_vectors(schema, spec)
         todo += pending("vectors", VECTOR_MIGRATIONS, current, schema, spec)
     if todo:
         yield Execute(tuple(todo))
+
+
+def _check_vectors(schema: str, spec: VectorSpec) -> Generator[Execute, Any, list[Statement]]:
+    """Check the vectors' column type and index distance; recreate a dropped index."""
+    table, index = render("{s}.vectors", schema), render("{s}." + INDEX_NAME, schema)
+    column, opclasses = yield Execute(
+        (Statement(_EMBEDDING_TYPE, (table,)), Statement(INDEX_OPCLASS, (index,)))
+    )
+    _check_vector_column(column[0][0] if column else "no vectors table", spec, schema)
+    if not opclasses:
+        return [Statement(_migration_sql(CREATE_INDEX, schema, spec))]
+    check_opclass(opclasses[0][0], spec.vector_type, spec.distance, schema)
+    return []
 
 
 def _check_vector_column(found: str, spec: VectorSpec, schema: str) -> None:

@@ -20,8 +20,10 @@ from typing import Any, NamedTuple
 from psycopg import sql
 
 from langmem_prod.store._access import AccessRecord
+from langmem_prod.store._index import Distance
 from langmem_prod.store._namespace import descendant_range
 from langmem_prod.store._ops import ListPlan, SearchPlan
+from langmem_prod.store.postgres._distance import DISTANCE_SQL
 from langmem_prod.store.postgres._filter_sql import condition_sql
 
 ROW_COLUMNS = (
@@ -62,6 +64,7 @@ class PgSql:
 
     schema: str
     vector_type: str | None = None
+    distance: Distance = "cosine"
     _fixed: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -123,14 +126,15 @@ class PgSql:
     def vector_search(
         self, plan: SearchPlan, vector: str, candidates: int, now: datetime
     ) -> Statement:
-        """Rank items by their best vector's cosine similarity to `vector`.
+        """Rank items by their best vector's similarity to `vector` (see `_distance`).
 
         The first rows come from the HNSW index in distance order (`candidates` of them);
         items are then max-pooled and paged. The last two columns count the candidate
         vectors and distinct items, so the caller can tell when to ask for more.
         """
         where, params = self._where(plan, now, items="i.", prefix="v.")
-        distance = f"v.embedding <=> %s::{self.vector_type}"
+        rule = DISTANCE_SQL[self.distance]
+        distance = f"v.embedding {rule.operator} %s::{self.vector_type}"
         text = render(
             f"WITH hits AS MATERIALIZED (SELECT v.prefix, v.key, {distance} AS distance "
             "FROM {s}.vectors v JOIN {s}.items i ON i.prefix = v.prefix AND i.key = v.key "
@@ -139,7 +143,7 @@ class PgSql:
             "ORDER BY prefix, key, distance), "
             "page AS (SELECT prefix, key, distance FROM best "
             "ORDER BY distance, prefix, key LIMIT %s OFFSET %s) "
-            f"SELECT {_cols('i.')}, 1 - p.distance, "
+            f"SELECT {_cols('i.')}, {rule.score.format(d='p.distance')}, "
             "(SELECT count(*) FROM hits), (SELECT count(*) FROM best) "
             "FROM (SELECT 1) AS one LEFT JOIN (page p JOIN {s}.items i "
             "ON i.prefix = p.prefix AND i.key = p.key) ON true "

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._async import AsyncStore
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA, PostgresStoreBase
+from langmem_prod.store.postgres._connect import DEFAULT_CONNECT_TIMEOUT, acheck_connection
 from langmem_prod.store.postgres._driver import AsyncRunner
 from langmem_prod.store.postgres._errors import translate
 from langmem_prod.store.postgres._schema import setup_gen
@@ -55,11 +56,21 @@ class AsyncPostgresStore(
     @classmethod
     @asynccontextmanager
     async def from_conn_string(
-        cls, conn_string: str, *, pool_size: int = 5, pool_timeout: float = 30.0, **kwargs: Any
+        cls,
+        conn_string: str,
+        *,
+        pool_size: int = 5,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **kwargs: Any,
     ) -> AsyncIterator[Self]:
-        """Open a connection pool on `conn_string` and yield a store using it."""
+        """Open a connection pool on `conn_string` and yield a store using it.
+
+        Arguments are those of `PostgresStore.from_conn_string`.
+        """
+        conninfo = await acheck_connection(conn_string, connect_timeout)
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conn_string,
+            conninfo,
             min_size=1,
             max_size=pool_size,
             timeout=pool_timeout,

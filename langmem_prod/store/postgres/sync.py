@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._sync import SyncStore
 from langmem_prod.store.postgres._base import DEFAULT_SCHEMA, PostgresStoreBase
+from langmem_prod.store.postgres._connect import DEFAULT_CONNECT_TIMEOUT, check_connection
 from langmem_prod.store.postgres._driver import SyncRunner
 from langmem_prod.store.postgres._errors import translate
 from langmem_prod.store.postgres._schema import setup_gen
@@ -39,7 +40,10 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
             A URL is refused with a pointer to `from_conn_string`.
         schema: the PostgreSQL schema of the store's tables (created by `setup()`).
         index: LangGraph's `IndexConfig` (`dims`, `embed`, `fields`) for semantic
-            search on pgvector; `ann_index_config` may set HNSW `m`/`ef_construction`.
+            search on pgvector; `distance_type` "cosine" (default), "l2" or
+            "inner_product" scores as LangGraph's PostgresStore (`setup()` refuses a
+            type other than the schema's index); `ann_index_config` may set HNSW
+            `m`/`ef_construction`.
         ttl: LangGraph's `TTLConfig` (`default_ttl`, `refresh_on_read`,
             `sweep_interval_minutes`).
         track_access: "batched" (default) buffers access statistics and TTL refreshes
@@ -67,14 +71,31 @@ class PostgresStore(PostgresStoreBase[Connection[Any] | ConnectionPool[Any]], Sy
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, conn_string: str, *, pool_size: int = 5, pool_timeout: float = 30.0, **kwargs: Any
+        cls,
+        conn_string: str,
+        *,
+        pool_size: int = 5,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **kwargs: Any,
     ) -> Iterator[Self]:
         """Open a connection pool on `conn_string` and yield a store using it.
 
         The pool and the store are closed on exit; other arguments go to the store.
+
+        Args:
+            conn_string: a postgresql:// URL or key=value connection string.
+            pool_size: the most connections the pool opens; more callers queue.
+            pool_timeout: seconds a call waits for a free connection before
+                `BackendTimeoutError`.
+            connect_timeout: seconds to reach the server (whole, at least 2) before
+                `BackendUnavailableError`. A malformed string, an unknown database or
+                role, or a refused password raise `ConfigurationError` at once.
+            **kwargs: the store's arguments.
         """
+        conninfo = check_connection(conn_string, connect_timeout)
         pool: ConnectionPool[Any] = ConnectionPool(
-            conn_string,
+            conninfo,
             min_size=1,
             max_size=pool_size,
             timeout=pool_timeout,

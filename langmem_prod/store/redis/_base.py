@@ -19,6 +19,7 @@ from langmem_prod.store._values import DEFAULT_MAX_VALUE_BYTES
 from langmem_prod.store.redis import _stored
 from langmem_prod.store.redis._gen import RedisConfig, batch_gen, flush_gen, sweep_gen
 from langmem_prod.store.redis._keys import DEFAULT_PREFIX, DEFAULT_SHARDS, KeyLayout
+from langmem_prod.store.redis._slots import DEFAULT_POOL_TIMEOUT, check_pool_timeout
 
 C = TypeVar("C")
 DEFAULT_SHARD_DEPTH = 2
@@ -55,6 +56,7 @@ class RedisStoreBase(StoreBase, Generic[C]):
         retry: RetryPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
         values: ValueTransform | None = None,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         super().__init__()
         if isinstance(client, str):
@@ -85,6 +87,7 @@ class RedisStoreBase(StoreBase, Generic[C]):
         )
         self._worker_name = f"langmem-redis-{prefix}"
         self.client = client
+        self._pool_timeout = check_pool_timeout(pool_timeout)
         self._new_runner()
         self._new_worker()
 

@@ -6,14 +6,20 @@ Rules:
 - scripts run by EVALSHA; they are loaded on first use (on every primary of a cluster)
   and again after a NOSCRIPT reply (a restarted or flushed server), then the pipeline is
   sent again: every write script is an idempotent upsert or delete;
+- each round trip first takes one of the client's connection slots (`_slots`): past the
+  pool's size, calls queue for up to `pool_timeout` seconds instead of failing, and a
+  pool filled by code outside the store is waited for until the same deadline;
 - connection drops, timeouts, cluster reconfigurations and a loading server are retried
-  with backoff; errors leave through `translate` (a write script's quota refusal becomes
-  `QuotaExceededError`);
+  with backoff, as is a READONLY reply (a failover may promote the replica), which ends
+  as `ReadOnlyServerError`; errors leave through `translate` (a write script's quota
+  refusal becomes `QuotaExceededError`);
 - the twins differ only in `await`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -28,12 +34,22 @@ from langmem_prod.errors import (
     BackendUnavailableError,
     ConfigurationError,
     LangmemError,
+    ReadOnlyServerError,
 )
 from langmem_prod.store._retry import RetryPolicy
 from langmem_prod.store._runner import AsyncRunnerBase, SyncRunnerBase
 from langmem_prod.store.redis._effects import Command, Pipeline
 from langmem_prod.store.redis._lua import SCRIPTS
 from langmem_prod.store.redis._quota import quota_error
+from langmem_prod.store.redis._server import check_server
+from langmem_prod.store.redis._slots import (
+    DEFAULT_POOL_TIMEOUT,
+    FULL_POOL_PAUSE,
+    async_slots,
+    check_pool_timeout,
+    pool_timeout_error,
+    sync_slots,
+)
 
 T = TypeVar("T")
 _RETRYABLE = (
@@ -44,14 +60,30 @@ _RETRYABLE = (
     rx.TryAgainError,
     rx.ReadOnlyError,
 )
+_BAD_DB = ("DB index is out of range", "ERR DB index is out of range", "ERR invalid DB index")
 
 
 def translate(exc: BaseException) -> BaseException:
     """Return the langmem_prod error for a redis-py error (others pass through)."""
     if isinstance(exc, LangmemError):
         return exc
+    if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        return ConfigurationError(
+            f"Redis refused the credentials: {exc}; check the user and password in the URL "
+            "(retrying cannot help)"
+        )
+    if isinstance(exc, rx.ResponseError) and str(exc).startswith(_BAD_DB):
+        return ConfigurationError(
+            f"Redis refused the database number: {exc}; use a database the server has "
+            "(redis://host:6379/0; a cluster has only 0)"
+        )
     if isinstance(exc, rx.TimeoutError):
         return BackendTimeoutError(f"Redis did not answer in time: {exc}")
+    if isinstance(exc, rx.ReadOnlyError):  # retried: a failover may promote the server
+        return ReadOnlyServerError(
+            "Redis refused a write: the server is a read-only replica (READONLY); nothing "
+            "was written, write through the primary"
+        )
     if isinstance(exc, _RETRYABLE):
         return BackendUnavailableError(f"Redis is unavailable: {type(exc).__name__}: {exc}")
     if isinstance(exc, rx.ResponseError) and (quota := quota_error(str(exc))) is not None:
@@ -72,6 +104,14 @@ def close_client(client: redis.Redis | redis.RedisCluster) -> None:
     for node in nodes:
         if node.redis_connection is not None:
             node.redis_connection.connection_pool.disconnect()
+
+
+def _wait_full_pool(exc: BackendUnavailableError, deadline: float, timeout: float) -> None:
+    """Return if `exc` is a pool filled by others and time is left to wait; else raise."""
+    if not isinstance(exc.__cause__, rx.MaxConnectionsError):
+        raise exc
+    if time.monotonic() >= deadline:
+        raise pool_timeout_error(timeout) from exc
 
 
 def _check(replies: list[Any]) -> list[Any]:
@@ -96,16 +136,35 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
         embeddings: Embeddings | None,
         retry: RetryPolicy,
         scripts: Mapping[str, str] = SCRIPTS,
+        *,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         super().__init__(embeddings, retry)
         self.client = client
+        self.pool_timeout = check_pool_timeout(pool_timeout)
         self.scripts = scripts
         self.cluster = isinstance(client, redis.RedisCluster)
+        self._slots = sync_slots(client)
         self._loaded = False
 
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a redis-py error."""
         return translate(exc)
+
+    def _send(self, effect: Pipeline) -> Any:
+        """Send `effect` holding one of the client's slots (queued up to `pool_timeout`)."""
+        slots, deadline = self._slots, time.monotonic() + self.pool_timeout
+        if not slots.acquire(timeout=self.pool_timeout):
+            raise pool_timeout_error(self.pool_timeout)
+        try:
+            while True:
+                try:
+                    return super()._send(effect)
+                except BackendUnavailableError as exc:
+                    _wait_full_pool(exc, deadline, self.pool_timeout)
+                time.sleep(FULL_POOL_PAUSE)
+        finally:
+            slots.release()
 
     def _send_once(self, effect: Pipeline) -> list[Any]:
         if effect.scripted and not self._loaded:
@@ -127,6 +186,14 @@ class SyncRedisRunner(SyncRunnerBase[Pipeline]):
             pipe.execute_command(*command)
         return list(pipe.execute(raise_on_error=False))
 
+    def setup_server(self) -> None:
+        """Check the server and load the scripts, retried and translated like any call."""
+        self._retrying(self._setup_once)
+
+    def _setup_once(self) -> None:
+        check_server(self.client.info("server"))
+        self.load_scripts()
+
     def load_scripts(self) -> None:
         """Load every script (on every primary of a cluster)."""
         for source in self.scripts.values():
@@ -145,16 +212,47 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         embeddings: Embeddings | None,
         retry: RetryPolicy,
         scripts: Mapping[str, str] = SCRIPTS,
+        *,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         super().__init__(embeddings, retry)
         self.client = client
+        self.pool_timeout = check_pool_timeout(pool_timeout)
         self.scripts = scripts
         self.cluster = isinstance(client, redis.asyncio.RedisCluster)
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._loaded = False
 
     def translate(self, exc: BaseException) -> BaseException:
         """The langmem_prod error for a redis-py error."""
         return translate(exc)
+
+    def _loop_slots(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, async_slots(self.client))
+        return self._slots[1]
+
+    async def _send(self, effect: Pipeline) -> Any:
+        """Send `effect` holding one of the client's slots (queued up to `pool_timeout`)."""
+        slots, deadline = self._loop_slots(), time.monotonic() + self.pool_timeout
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise pool_timeout_error(self.pool_timeout) from None
+        else:
+            await slots.acquire()
+        try:
+            while True:
+                try:
+                    return await super()._send(effect)
+                except BackendUnavailableError as exc:
+                    _wait_full_pool(exc, deadline, self.pool_timeout)
+                await asyncio.sleep(FULL_POOL_PAUSE)
+        finally:
+            slots.release()
 
     async def _send_once(self, effect: Pipeline) -> list[Any]:
         if effect.scripted and not self._loaded:
@@ -175,6 +273,14 @@ class AsyncRedisRunner(AsyncRunnerBase[Pipeline]):
         for command in commands:
             pipe.execute_command(*command)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def setup_server(self) -> None:
+        """Check the server and load the scripts, retried and translated like any call."""
+        await self._retrying(self._setup_once)
+
+    async def _setup_once(self) -> None:
+        check_server(await self.client.info("server"))
+        await self.load_scripts()
 
     async def load_scripts(self) -> None:
         """Load every script (on every primary of a cluster)."""

@@ -19,9 +19,7 @@ from __future__ import annotations
 import functools
 import heapq
 import json
-import math
 import re
-import struct
 from collections import defaultdict
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from langmem_prod.store._namespace import decode_namespace
 from langmem_prod.store._ops import BatchPlan, GetPlan, ListPlan, SearchPlan, WritePlan
 from langmem_prod.store._tenant import tenant_of_text
 from langmem_prod.store._values import decode_value
+from langmem_prod.store.redis._distance import blob_encoder
 from langmem_prod.store.redis._effects import Command, Pipeline, script
 from langmem_prod.store.redis._keys import REGISTRY_ALL, KeyLayout, registry_member, registry_range
 from langmem_prod.store.redis._quota import jsonb_size
@@ -95,11 +94,6 @@ def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def _unit_blob(vector: Sequence[float]) -> bytes:
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return struct.pack(f"<{len(vector)}f", *(x / norm for x in vector))
-
-
 def batch_gen(
     cfg: RedisConfig, plan: BatchPlan, now: datetime
 ) -> Generator[Effect, Any, list[Result]]:
@@ -109,12 +103,9 @@ def batch_gen(
     queries: dict[str, bytes] = {}
     documents: dict[str, bytes] = {}
     if cfg.index is not None:
-        queries = yield from embed_texts(
-            cfg.index, plan.search_queries, query=True, encode=_unit_blob
-        )
-        documents = yield from embed_texts(
-            cfg.index, plan.put_texts, query=False, encode=_unit_blob
-        )
+        encode = blob_encoder(cfg.index)
+        queries = yield from embed_texts(cfg.index, plan.search_queries, query=True, encode=encode)
+        documents = yield from embed_texts(cfg.index, plan.put_texts, query=False, encode=encode)
     now_us = to_us(now)
     gets = [(g.prefix, g.key) for g in plan.gets]
     if len(gets) > 1:
@@ -244,11 +235,12 @@ def _search_scripts(
     vector = queries.get(search.query, b"") if search.query else b""
     args = (now_us, low, high, _conditions_json(search), search.offset + search.limit)
     dims = cfg.index.dims if cfg.index else 0
+    metric = "l2" if cfg.index and cfg.index.distance == "l2" else "dot"
     return [
         script(
             "search",
             (cfg.keys.registry(base), cfg.keys.expiring(base)),
-            (args[0], base, *args[1:], vector, dims),
+            (args[0], base, *args[1:], vector, dims, metric),
         )
         for base in cfg.bases_under(search.prefix)
     ]

@@ -18,7 +18,9 @@ Rules:
 - a shard's expiry index scores `namespace\0key` by expiry time (µs, store clock);
 - a tenant's usage, in the shard of its namespaces ("tenants", <id>, ...): a hash
   `...:u:<id>` of `namespace\0key` to the item's size, and a hash `...:q:<id>` of the
-  sizes' sum (`bytes`) and the limits (`max_items`, `max_bytes`; see `_quota`).
+  sizes' sum (`bytes`) and the limits (`max_items`, `max_bytes`; see `_quota`);
+- with an index, the first shard's `...:distance` holds the distance type its vectors
+  were written for (recorded by the first `setup()`, checked by every later one).
 """
 
 from __future__ import annotations
@@ -95,6 +97,11 @@ class KeyLayout:
     def expiring(base: str) -> str:
         """The set of a shard's namespaces that have held items with a TTL."""
         return base + "ttl"
+
+    @property
+    def distance(self) -> str:
+        """The distance type the store's vectors were written for (in the first shard)."""
+        return self._bases[0] + "distance"
 
     def shard_keys(self, base: str) -> tuple[str, str, str]:
         """The keys every shard script declares: registry, expiry, expiring."""

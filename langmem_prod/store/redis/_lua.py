@@ -14,8 +14,10 @@ Rules:
 - the write script checks, before writing anything, the batch's net effect on each
   tenant with limits (see `_quota`), and refuses the whole batch if it would take one
   over; it keeps every tenant's usage, limits or not;
-- vectors are unit-length float32 blobs, so a dot product is the cosine similarity, and
-  an item scores its best field (max pooling).
+- vectors are float32 blobs: unit-length for cosine, so a dot product is the cosine
+  similarity; as the model returned them for inner product (the dot product) and l2
+  (minus the Euclidean distance), LangGraph's scores; an item scores its best field
+  (max pooling).
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ return 1
 )
 
 # KEYS: registry, expiring. ARGV: now, base, lex min, lex max, conditions (JSON), need,
-#   query vector (unit float32 blob, or ''), dims.
+#   query vector (float32 blob, or ''), dims, metric ('dot' or 'l2').
 # Returns the shard's first `need` rows as one string (one reply to parse, not four per
 # row) of NUL-separated fields: sort score (the similarity, or the update time),
 # namespace, key, record. No field can hold a NUL. With a query, items without vectors
@@ -164,6 +166,7 @@ local now, base = tonumber(ARGV[1]), ARGV[2]
 local conds = cjson.decode(ARGV[5])
 local filtered, passes = #conds > 0, record_test(conds)
 local need, query, dims = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local l2 = ARGV[9] == 'l2'
 local fmt, q = nil, nil
 if query ~= '' then
   fmt = '<' .. string.rep('f', dims)
@@ -175,9 +178,14 @@ local function best_score(blob)
   while blob and pos < #blob do
     local v = {struct.unpack(fmt, blob, pos)}
     pos = v[dims + 1]
-    local dot = 0
-    for d = 1, dims do dot = dot + q[d] * v[d] end
-    if best == nil or dot > best then best = dot end
+    local s = 0
+    if l2 then
+      for d = 1, dims do local x = q[d] - v[d]; s = s + x * x end
+      s = -math.sqrt(s)
+    else
+      for d = 1, dims do s = s + q[d] * v[d] end
+    end
+    if best == nil or s > best then best = s end
   end
   return best
 end

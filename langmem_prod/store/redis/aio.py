@@ -11,9 +11,10 @@ import redis.asyncio
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._async import AsyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
+from langmem_prod.store.redis._connect import DEFAULT_CONNECT_TIMEOUT, async_client
+from langmem_prod.store.redis._distance import check_distance_gen
 from langmem_prod.store.redis._driver import AsyncRedisRunner
 from langmem_prod.store.redis._quota_gen import set_limits_gen, usage_gen
-from langmem_prod.store.redis._server import check_server
 
 
 class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCluster], AsyncStore):
@@ -43,18 +44,27 @@ class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCl
                 "AsyncRedisStore needs a redis.asyncio Redis or RedisCluster client; for a "
                 "synchronous client use RedisStore"
             )
-        self._runner = AsyncRedisRunner(self.client, self.embeddings, self._retry)
+        self._runner = AsyncRedisRunner(
+            self.client, self.embeddings, self._retry, pool_timeout=self._pool_timeout
+        )
 
     @classmethod
     @asynccontextmanager
     async def from_url(
-        cls, url: str, *, cluster: bool = False, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        pool_size: int | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **kwargs: Any,
     ) -> AsyncIterator[Self]:
-        """Connect to `url` (a cluster node when `cluster`), yield a store, then close both."""
-        client: redis.asyncio.Redis | redis.asyncio.RedisCluster = (
-            redis.asyncio.RedisCluster.from_url(url)
-            if cluster
-            else redis.asyncio.Redis.from_url(url)
+        """Connect to `url` (a cluster node when `cluster`), yield a store, then close both.
+
+        Arguments are those of `RedisStore.from_url`.
+        """
+        client = async_client(
+            url, cluster=cluster, pool_size=pool_size, connect_timeout=connect_timeout
         )
         try:
             async with cls(client, **kwargs) as store:
@@ -63,9 +73,9 @@ class AsyncRedisStore(RedisStoreBase[redis.asyncio.Redis | redis.asyncio.RedisCl
             await client.aclose()
 
     async def setup(self) -> None:
-        """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
-        check_server(await self._runner.client.info("server"))
-        await self._runner.load_scripts()
+        """Check the server (Redis >= 7 or Valkey >= 8), load the scripts, check the index."""
+        await self._runner.setup_server()
+        await self._runner.run(check_distance_gen(self._cfg.keys, self._index))
 
     async def aset_tenant_limits(
         self, tenant_id: str, *, max_items: int | None = None, max_bytes: int | None = None

@@ -11,9 +11,10 @@ import redis
 from langmem_prod.errors import ConfigurationError
 from langmem_prod.store._sync import SyncStore
 from langmem_prod.store.redis._base import RedisStoreBase
+from langmem_prod.store.redis._connect import DEFAULT_CONNECT_TIMEOUT, sync_client
+from langmem_prod.store.redis._distance import check_distance_gen
 from langmem_prod.store.redis._driver import SyncRedisRunner, close_client
 from langmem_prod.store.redis._quota_gen import set_limits_gen, usage_gen
-from langmem_prod.store.redis._server import check_server
 
 
 class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
@@ -40,9 +41,13 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
         shards: how many hash slots the store spreads namespaces over.
         shard_depth: how many leading labels choose a namespace's shard; searches and
             listings under a prefix at least that deep touch a single shard.
-        index: LangGraph's `IndexConfig` for semantic search (exact cosine, in Lua).
+        index: LangGraph's `IndexConfig` for semantic search (exact, in Lua), with
+            `distance_type` as for `PostgresStore`; `setup()` records the type under the
+            prefix and refuses another one later.
         ttl, track_access, max_value_bytes, start_sweeper, flush_interval, retry, clock,
         values: as for `PostgresStore`.
+        pool_timeout: seconds a call waits for one of the client's connections when all
+            are busy (calls queue instead of failing), then `BackendTimeoutError`.
     """
 
     _runner: SyncRedisRunner
@@ -53,14 +58,36 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
                 "RedisStore needs a redis.Redis or redis.RedisCluster client; for a "
                 "redis.asyncio client use AsyncRedisStore"
             )
-        self._runner = SyncRedisRunner(self.client, self.embeddings, self._retry)
+        self._runner = SyncRedisRunner(
+            self.client, self.embeddings, self._retry, pool_timeout=self._pool_timeout
+        )
 
     @classmethod
     @contextmanager
-    def from_url(cls, url: str, *, cluster: bool = False, **kwargs: Any) -> Iterator[Self]:
-        """Connect to `url` (a cluster node when `cluster`), yield a store, then close both."""
-        client: redis.Redis | redis.RedisCluster = (
-            redis.RedisCluster.from_url(url) if cluster else redis.Redis.from_url(url)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        pool_size: int | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        **kwargs: Any,
+    ) -> Iterator[Self]:
+        """Connect to `url` (a cluster node when `cluster`), yield a store, then close both.
+
+        Args:
+            url: redis://[user:password@]host:6379/0, rediss:// or unix://.
+            cluster: `url` is a node of a Redis Cluster.
+            pool_size: the most connections the client opens (per node of a
+                cluster; redis-py's default, 100); more callers queue for up to the
+                store's `pool_timeout` (default 30 s), then get `BackendTimeoutError`.
+            connect_timeout: seconds to reach the server before `BackendUnavailableError`.
+                A malformed URL, a refused password or a missing database number raise
+                `ConfigurationError` at once.
+            **kwargs: the store's arguments.
+        """
+        client = sync_client(
+            url, cluster=cluster, pool_size=pool_size, connect_timeout=connect_timeout
         )
         try:
             with cls(client, **kwargs) as store:
@@ -69,9 +96,9 @@ class RedisStore(RedisStoreBase[redis.Redis | redis.RedisCluster], SyncStore):
             close_client(client)
 
     def setup(self) -> None:
-        """Check the server (Redis >= 7 or Valkey >= 8) and load the store's scripts."""
-        check_server(self._runner.client.info("server"))
-        self._runner.load_scripts()
+        """Check the server (Redis >= 7 or Valkey >= 8), load the scripts, check the index."""
+        self._runner.setup_server()
+        self._runner.run(check_distance_gen(self._cfg.keys, self._index))
 
     def set_tenant_limits(
         self, tenant_id: str, *, max_items: int | None = None, max_bytes: int | None = None
