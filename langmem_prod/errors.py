@@ -3,7 +3,8 @@
 Rules:
 - every exception derives from `LangmemError`;
 - a caller mistake is also a `ValueError` (`InvalidInputError` and its children), an
-  invalid namespace is also LangGraph's `InvalidNamespaceError`;
+  invalid namespace is also LangGraph's `InvalidNamespaceError`; a sync call on an async
+  store's own loop is also `asyncio.InvalidStateError`;
 - a backend that cannot serve is `BackendUnavailableError` with `retryable` set;
 - messages say what was wrong and what to do, and never contain stored values.
 
@@ -13,6 +14,8 @@ True
 """
 
 from __future__ import annotations
+
+from asyncio import InvalidStateError as _AsyncioInvalidStateError
 
 from langgraph.store.base import InvalidNamespaceError as _LangGraphInvalidNamespaceError
 
@@ -99,8 +102,15 @@ class SchemaNotReadyError(LangmemError):
     """
 
 
-class SyncCallInEventLoopError(LangmemError, RuntimeError):
-    """A synchronous method of an async store was called from its own event loop."""
+class SyncCallInEventLoopError(LangmemError, RuntimeError, _AsyncioInvalidStateError):
+    """A synchronous method of an async store was called from its own event loop.
+
+    It is also an `asyncio.InvalidStateError`, what LangGraph's async stores raise there.
+
+    >>> import asyncio
+    >>> issubclass(SyncCallInEventLoopError, asyncio.InvalidStateError)
+    True
+    """
 
 
 class EmbeddingError(LangmemError):

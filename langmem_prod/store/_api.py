@@ -29,7 +29,7 @@ from langgraph.store.base import (
     SearchOp,
 )
 
-from langmem_prod.store._namespace import as_namespace
+from langmem_prod.store._namespace import as_namespace, check_op_labels, check_put_root
 from langmem_prod.store._ttl import TTLSettings, check_ttl
 
 
@@ -87,7 +87,8 @@ class StoreApi(BaseStore):
         return ListNamespacesOp(conditions, max_depth, limit, offset)
 
     def _read(self, op: Op) -> Result:
-        """Run one read op."""
+        """Run one read op (its labels checked before it is batched, as LangGraph does)."""
+        check_op_labels(op)
         return self.batch([op])[0]
 
     def _aread(self, op: Op) -> Awaitable[Result]:
@@ -96,6 +97,7 @@ class StoreApi(BaseStore):
         Returns an awaitable rather than being a coroutine, so an override can hand back
         a future directly: one frame less per read when many are gathered.
         """
+        check_op_labels(op)
         return self._abatch_one(op)
 
     async def _abatch_one(self, op: Op) -> Result:
@@ -140,12 +142,16 @@ class StoreApi(BaseStore):
         *,
         ttl: float | NotProvided | None = NOT_PROVIDED,
     ) -> None:
-        """Create or replace an item."""
-        self.batch([self._put_op(namespace, key, value, index, ttl)])
+        """Create or replace an item (the root label "langgraph" is reserved)."""
+        op = self._put_op(namespace, key, value, index, ttl)
+        check_put_root(op.namespace)
+        self.batch([op])
 
     def delete(self, namespace: tuple[str, ...], key: str) -> None:
         """Delete an item (a no-op when it does not exist)."""
-        self.batch([self._put_op(namespace, key, None)])
+        op = self._put_op(namespace, key, None)
+        check_op_labels(op)
+        self.batch([op])
 
     def list_namespaces(
         self,
@@ -199,12 +205,16 @@ class StoreApi(BaseStore):
         *,
         ttl: float | NotProvided | None = NOT_PROVIDED,
     ) -> None:
-        """Create or replace an item."""
-        await self.abatch([self._put_op(namespace, key, value, index, ttl)])
+        """Create or replace an item (the root label "langgraph" is reserved)."""
+        op = self._put_op(namespace, key, value, index, ttl)
+        check_put_root(op.namespace)
+        await self.abatch([op])
 
     async def adelete(self, namespace: tuple[str, ...], key: str) -> None:
         """Delete an item (a no-op when it does not exist)."""
-        await self.abatch([self._put_op(namespace, key, None)])
+        op = self._put_op(namespace, key, None)
+        check_op_labels(op)
+        await self.abatch([op])
 
     async def alist_namespaces(
         self,

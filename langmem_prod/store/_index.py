@@ -1,9 +1,10 @@
 """Semantic index settings and the texts an item contributes to it.
 
 Rules:
-- `IndexConfig(dims, embed, fields)` is LangGraph's; `fields` defaults to ["$"], the whole
-  value as one JSON text; a put's `index=[...]` replaces the fields for that item and
-  `index=False` leaves the item without vectors;
+- `IndexConfig(dims, embed, fields)` is LangGraph's (`text_fields`, SqliteStore's name,
+  is accepted for `fields`); `fields` defaults to ["$"], the whole value as one JSON
+  text; a put's `index=[...]` replaces the fields for that item and `index=False` leaves
+  the item without vectors;
 - each field path yields zero or more texts ("a[*].b" yields one per element); a field
   with several texts is stored as "path.0", "path.1", ... and a field with one as "path",
   as LangGraph's stores name them;
@@ -79,12 +80,14 @@ def index_settings(config: IndexConfig | Mapping[str, Any] | None) -> IndexSetti
         openai = str(config["embed"]).startswith("openai:")
         extra = " For 'openai:...' strings: pip install 'langmem_prod[openai]'." if openai else ""
         raise ConfigurationError(f"IndexConfig embed cannot be used: {exc}{extra}") from None
-    fields = config.get("fields") or ["$"]
+    fields = _fields(config)
     if isinstance(fields, str):
         fields = [fields]
     if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
         raise ConfigurationError("IndexConfig fields must be a list of paths, e.g. ['text']")
-    options = {k: v for k, v in config.items() if k not in ("dims", "embed", "fields")}
+    options = {
+        k: v for k, v in config.items() if k not in ("dims", "embed", "fields", "text_fields")
+    }
     distance = options.pop("distance_type", "cosine")
     if distance not in DISTANCES:
         raise ConfigurationError(
@@ -92,6 +95,17 @@ def index_settings(config: IndexConfig | Mapping[str, Any] | None) -> IndexSetti
         )
     tokens = tuple(_tokenize(f) for f in fields)
     return IndexSettings(dims, embeddings, tokens, options, distance)
+
+
+def _fields(config: IndexConfig | Mapping[str, Any]) -> Any:
+    """`fields`, or LangGraph's SQLite spelling `text_fields` (never two different lists)."""
+    fields, text_fields = config.get("fields"), config.get("text_fields")
+    if fields and text_fields and fields != text_fields:
+        raise ConfigurationError(
+            "IndexConfig has both 'fields' and 'text_fields' (SqliteStore's name for "
+            "'fields') and they differ; pass only 'fields'"
+        )
+    return fields or text_fields or ["$"]
 
 
 def _tokenize(path: str) -> tuple[str, Tokens]:

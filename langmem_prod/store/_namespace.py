@@ -2,9 +2,11 @@
 
 Rules:
 - a namespace is a tuple of non-empty `str` labels (a bare `str` is refused, never split
-  into one label per character) without "." or NUL (LangGraph's rules)
-  that UTF-8 can encode (no lone surrogates); an item's namespace is also non-empty and
-  its root label is not "langgraph"; a key is a `str` without NUL that UTF-8 can encode;
+  into one label per character) without "." or NUL (LangGraph's rules) that UTF-8 can
+  encode (no lone surrogates); an item's namespace is also non-empty; a key is a `str`
+  without NUL that UTF-8 can encode;
+- the root label "langgraph" is refused by `put`/`aput` only (`check_put_root`): raw
+  `batch` `PutOp`s and deletes pass, as in LangGraph's `InMemoryStore`;
 - the text form joins labels with "."; it is unambiguous because labels have no ".";
 - the namespaces under a prefix `p` are `p` itself and the texts in the half-open range
   `[p + ".", p + "/")`, because "/" is the code point after "." (byte order, COLLATE "C");
@@ -119,7 +121,7 @@ def validate_op(op: Op) -> None:
     Raises:
         InvalidNamespaceError: the namespace is a `str`, not a tuple; a label is empty,
             not a string, or holds ".", NUL or a lone surrogate; a written namespace is
-            empty or rooted at "langgraph".
+            empty.
         InvalidKeyError: a key is not a string, or holds NUL or a lone surrogate.
         InvalidInputError: `limit`, `offset` or `max_depth` is not an int, or out of
             range (negative, or over `MAX_COUNT`).
@@ -141,6 +143,26 @@ def validate_op(op: Op) -> None:
         if namespace is not None:
             _remember_valid(namespace)
     check(op)
+
+
+def check_op_labels(op: Op) -> None:
+    """Refuse an op's invalid labels before it is batched, as `BaseStore`'s methods do.
+
+    A namespace seen valid before costs one dict lookup; `batch` still runs `validate_op`.
+
+    >>> check_op_labels(GetOp(("users", "u1"), "k"))
+    >>> check_op_labels(GetOp(("a.b",), "k"))  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    langmem_prod.errors.InvalidNamespaceError: a label holds "."
+    """
+    namespace = getattr(op, "namespace", None)
+    if namespace is not None and _known_valid(namespace):
+        return
+    try:
+        validate_op_namespace(op)
+    except _LangGraphInvalidNamespaceError as exc:
+        raise InvalidNamespaceError(str(exc)) from None
+    _check_encodable(op)
 
 
 def validated(ops: Iterable[Op]) -> list[Op]:
@@ -207,7 +229,16 @@ def _validate_written_namespace(namespace: tuple[str, ...]) -> None:
         raise InvalidNamespaceError(
             "an item's namespace must be a non-empty tuple of labels, e.g. ('memories', 'u1')"
         )
-    if namespace[0] == RESERVED_ROOT:
+
+
+def check_put_root(namespace: tuple[str, ...]) -> None:
+    """Refuse the root label LangGraph reserves, as `BaseStore.put` does (not `batch`).
+
+    >>> check_put_root(("langgraph", "x"))  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    langmem_prod.errors.InvalidNamespaceError: the root label 'langgraph' is reserved
+    """
+    if isinstance(namespace, tuple) and namespace and namespace[0] == RESERVED_ROOT:
         raise InvalidNamespaceError(
             f"the root label {RESERVED_ROOT!r} is reserved by LangGraph; choose another root"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime
 
@@ -77,13 +78,70 @@ async def test_a_str_namespace_is_refused_everywhere(store: Subject) -> None:
     await _nothing_written(store)
 
 
-@pytest.mark.parametrize("namespace", [(), ("langgraph", "x")])
-async def test_written_namespace_must_be_nonempty_and_not_reserved(
-    store: Subject, namespace: tuple
-) -> None:
-    with pytest.raises(errors.InvalidNamespaceError, match=r"namespace|reserved"):
-        await store.batch([PutOp(namespace, "k", {"v": 1})])
+async def test_written_namespace_must_be_nonempty(store: Subject) -> None:
+    with pytest.raises(errors.InvalidNamespaceError, match="namespace"):
+        await store.batch([PutOp((), "k", {"v": 1})])
     await _nothing_written(store)
+
+
+async def test_reserved_root_is_refused_by_put_only(store: Subject) -> None:
+    """As in InMemoryStore: `put` refuses the root "langgraph"; batch PutOps and deletes pass."""
+    with pytest.raises(errors.InvalidNamespaceError, match="reserved") as info:
+        await store.put(("langgraph", "x"), "k", {"v": 1})
+    assert isinstance(info.value, InvalidNamespaceError)
+    await _nothing_written(store)
+    await store.batch([PutOp(("langgraph", "x"), "k", {"v": 1})])
+    assert (await store.get(("langgraph", "x"), "k")).value == {"v": 1}
+    assert [i.key for i in await store.search(("langgraph",))] == ["k"]
+    assert await store.list_namespaces(prefix=("langgraph",)) == [("langgraph", "x")]
+    await store.delete(("langgraph", "x"), "k")
+    assert await store.get(("langgraph", "x"), "k") is None
+    await store.put(("x", "langgraph"), "k", {"v": 2})  # only the root label is reserved
+    assert (await store.get(("x", "langgraph"), "k")).value == {"v": 2}
+
+
+async def test_sync_call_on_the_store_loop_is_an_invalid_state(store: Subject) -> None:
+    """LangGraph's async stores raise asyncio.InvalidStateError there; ours too."""
+    if store.flavour != "async":
+        pytest.skip("only an async store has a loop of its own")
+    await store.put(("a",), "k", {"v": 1})
+    calls = [
+        lambda: store.store.put(("a",), "k", {"v": 2}),
+        lambda: store.store.get(("a",), "k"),
+        lambda: store.store.delete(("a",), "k"),
+        lambda: store.store.search(("a",)),
+        lambda: store.store.list_namespaces(prefix=("a",)),
+        lambda: store.store.batch([PutOp(("a",), "k", {"v": 3})]),
+    ]
+    for call in calls:
+        with pytest.raises(asyncio.InvalidStateError) as info:
+            call()
+        assert isinstance(info.value, errors.SyncCallInEventLoopError)
+        assert isinstance(info.value, errors.LangmemError)
+    assert (await store.get(("a",), "k")).value == {"v": 1}
+
+
+@pytest.mark.parametrize("namespace", BAD_LABELS)
+async def test_invalid_labels_are_refused_before_batching(
+    store: Subject, namespace: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As BaseStore's methods do: a bad label never reaches `batch`/`abatch`."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("batched an op with an invalid namespace")
+
+    monkeypatch.setattr(store.store, "batch", never)
+    monkeypatch.setattr(store.store, "abatch", never)
+    calls = [
+        lambda: store.get(namespace, "k"),
+        lambda: store.delete(namespace, "k"),
+        lambda: store.search(namespace),
+        lambda: store.list_namespaces(prefix=namespace),
+        lambda: store.list_namespaces(suffix=namespace),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidNamespaceError):
+            await call()
 
 
 async def test_invalid_keys(store: Subject) -> None:

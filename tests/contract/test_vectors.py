@@ -78,10 +78,53 @@ async def test_update_replaces_vectors(vstore: Subject) -> None:
 
 async def test_index_false_removes_vectors(vstore: Subject) -> None:
     await vstore.put(("docs",), "pizza", {"text": "I love pizza with extra cheese"}, index=False)
-    assert "pizza" not in {r.key for r in await vstore.search(("docs",), query="pizza")}
+    assert "pizza" not in {r.key for r in await vstore.search(("docs",), query="pizza", limit=4)}
+    assert (await vstore.search(("docs",), query="pizza"))[-1].key == "pizza"
     assert (await vstore.get(("docs",), "pizza")).value["text"].startswith("I love")
     await vstore.put(("docs",), "pizza", {"text": "I love pizza with extra cheese"})
     assert (await vstore.search(("docs",), query="pizza", limit=1))[0].key == "pizza"
+
+
+async def test_unscored_items_follow_scored_ones(
+    vectors: Backend, make_store: MakeStore, clock: FakeClock
+) -> None:
+    """As in InMemoryStore: items without vectors come last, score None, paged with the rest."""
+    store = await make_store(index=INDEX, clock=clock)
+    for key, text in DOCS.items():
+        await store.put(("docs",), key, {"text": text})
+        clock.advance(seconds=1)
+    for key in ("plain1", "plain2", "plain3"):  # newest last
+        await store.put(("docs",), key, {"text": "pizza pizza"}, index=False)
+        clock.advance(seconds=1)
+    await store.put(("docs",), "nofield", {"title": "pizza"})  # none of the indexed fields
+    await store.put(("elsewhere",), "plain", {"text": "pizza"}, index=False)
+    scored = [k for k, _ in brute_force("pizza", {k: [t] for k, t in DOCS.items()})]
+    unscored = ["nofield", "plain3", "plain2", "plain1"]  # newest first
+
+    everything = await store.search(("docs",), query="pizza", limit=20)
+    assert [r.key for r in everything] == scored + unscored
+    assert all(r.score is not None for r in everything[:5])
+    assert [r.score for r in everything[5:]] == [None] * 4
+    for limit in (1, 2, 3, 4, 10):
+        pages = [
+            await store.search(("docs",), query="pizza", limit=limit, offset=offset)
+            for offset in range(0, 10, limit)
+        ]
+        assert [r.key for page in pages for r in page] == scored + unscored, limit
+        assert all(len(page) <= limit for page in pages)
+    assert await store.search(("docs",), query="pizza", limit=5, offset=9) == []
+    filtered = await store.search(("docs",), query="pizza", filter={"title": "pizza"})
+    assert [(r.key, r.score) for r in filtered] == [("nofield", None)]
+    await store.put(("docs",), "plain2", {"text": "pizza pizza"})  # indexed now
+    keys = [r.key for r in await store.search(("docs",), query="pizza", limit=20)]
+    assert keys[-3:] == ["nofield", "plain3", "plain1"] and "plain2" in keys[:6]
+
+
+async def test_only_unscored_items(vectors: Backend, make_store: MakeStore) -> None:
+    store = await make_store(index=INDEX)
+    await store.batch([PutOp(("u",), f"k{i}", {"text": "x"}, index=False) for i in range(3)])
+    results = await store.search(("u",), query="x", limit=2, offset=1)
+    assert len(results) == 2 and all(r.score is None for r in results)
 
 
 async def test_per_put_fields_and_stale_fields_removed(vstore: Subject) -> None:
@@ -144,6 +187,16 @@ async def test_embedding_errors_write_nothing(vectors: Backend, make_store: Make
     with pytest.raises(errors.EmbeddingError, match="model offline"):
         await failing.put(("d",), "k", {"text": "x"})
     assert await failing.get(("d",), "k") is None
+
+
+async def test_sqlite_text_fields_spelling(vectors: Backend, make_store: MakeStore) -> None:
+    """SqliteStore's `text_fields` is taken for `fields`, not silently ignored."""
+    store = await make_store(index={"dims": 64, "embed": EMBED, "text_fields": ["text"]})
+    await store.put(("d",), "k", {"text": "pizza night", "other": "tax return due"})
+    (hit,) = await store.search(("d",), query="pizza night")
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(errors.ConfigurationError, match="text_fields"):
+        await make_store(index={**INDEX, "text_fields": ["other"]})
 
 
 # Distance types ----------------------------------------------------------------------

@@ -11,7 +11,8 @@ Rules:
   in the same round trip; gets are grouped by tenant; writes spanning tenants run in none
   (only a role that bypasses RLS, e.g. the tables' owner, can make them);
 - a vector search asks the HNSW index for a few candidates per wanted item and asks
-  again, with more, only when max pooling left fewer items than the page needs;
+  again, with more, only when max pooling left fewer items than the page needs; a page
+  still short is filled with the items that have no vector (score None), newest first;
 - reads never write: access statistics and TTL refreshes are handed to the buffer
   (`batched`), written in a second statement (`sync`), or skipped (`off`, TTL refreshes
   still buffered);
@@ -106,6 +107,7 @@ def batch_gen(
         rows = next(rowsets)
         if search.query is not None:
             rows = yield from _more_candidates(cfg, search, queries[search.query], rows, now)
+            rows = yield from _with_unscored(cfg, search, rows, now)
         results[search.pos] = _search_items(rows, scored=search.query is not None)
         reads += [(r[0], r[1], search.refresh and r[5]) for r in rows if r[0] is not None]
     for listing in plan.lists:
@@ -231,9 +233,29 @@ def _more_candidates(
     return rows
 
 
+def _with_unscored(
+    cfg: PgConfig, search: SearchPlan, rows: list[Any], now: datetime
+) -> Generator[Effect, Any, list[Any]]:
+    """Fill a short page of scored items with items that have no vector, score None.
+
+    As in LangGraph's InMemoryStore, items stored with `index=False` (or with none of the
+    indexed fields) come after every scored item; the page's offset and limit run over
+    both groups: the unscored group starts at `offset` minus the scored items' count.
+    """
+    found = [row for row in rows if row[0] is not None]
+    if len(found) >= search.limit:
+        return rows
+    scored = int(rows[0][8]) if rows else 0
+    statement = cfg.sql.unscored_search(
+        search, now, search.limit - len(found), max(0, search.offset - scored)
+    )
+    effect, (at,) = scoped([(_search_tenant(search), statement)], ())
+    return found + list((yield effect)[at])
+
+
 def _search_items(rows: list[Any], *, scored: bool) -> list[SearchItem]:
     return [
-        search_item_from_row(row, float(row[6]) if scored else None)
+        search_item_from_row(row, float(row[6]) if scored and row[6] is not None else None)
         for row in rows
         if row[0] is not None
     ]

@@ -155,6 +155,19 @@ class PgSql:
         )
         return Statement(text, [vector, *params, vector, candidates, plan.limit, plan.offset])
 
+    def unscored_search(
+        self, plan: SearchPlan, now: datetime, limit: int, offset: int
+    ) -> Statement:
+        """Items without vectors under the search, newest first (they follow scored items)."""
+        where, params = self._where(plan, now, items="i.", prefix="i.")
+        text = render(
+            f"SELECT {_cols('i.')}, NULL FROM {{s}}.items i WHERE {where} AND NOT EXISTS "
+            "(SELECT 1 FROM {s}.vectors v WHERE v.prefix = i.prefix AND v.key = i.key) "
+            "ORDER BY i.updated_at DESC, i.prefix, i.key LIMIT %s OFFSET %s",
+            self.schema,
+        )
+        return Statement(text, [*params, limit, offset])
+
     def list_namespaces(self, plan: ListPlan, now: datetime) -> Statement:
         """List registered namespaces that hold a live item, in label order.
 

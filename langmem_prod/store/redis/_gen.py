@@ -262,24 +262,35 @@ def _merge_search(
     """Merge the shards' rows: best score (or newest) first, then namespace, then key.
 
     A shard's rows come as one string of NUL-separated fields (none can hold a NUL):
-    four per row, see `_lua.SEARCH`. Only the rows of the page become items.
+    four per row, see `_lua.SEARCH`. Only the rows of the page become items. Rows of a
+    query search without a vector (sort score "u" + update time) follow every scored row,
+    newest first, with score None; the page's offset runs over both groups.
     """
-    rows: list[tuple[float, str, str, bytes]] = []
+    rows: list[tuple[int, float, str, str, bytes]] = []
     for reply in replies:
         if reply:
             fields = _bytes(reply).split(b"\x00")
             for i in range(0, len(fields), 4):
                 score, ns_bytes, key_bytes, record = fields[i : i + 4]
-                rows.append((-float(score), ns_bytes.decode(), key_bytes.decode(), record))
-    rows.sort(key=lambda row: row[:3])
+                unscored = score[:1] == b"u"
+                rows.append(
+                    (
+                        int(unscored),
+                        -float(score[1:] if unscored else score),
+                        ns_bytes.decode(),
+                        key_bytes.decode(),
+                        record,
+                    )
+                )
+    rows.sort(key=lambda row: row[:4])
     page: list[tuple[SearchItem, str, bool]] = []
     namespaces: dict[str, tuple[str, ...]] = {}
-    for negated, ns, key, record in rows[search.offset : search.offset + search.limit]:
+    for group, negated, ns, key, record in rows[search.offset : search.offset + search.limit]:
         namespace = namespaces.get(ns) or namespaces.setdefault(ns, decode_namespace(ns))
         hit = _from_record(SearchItem, namespace, key, record, 0)
         assert hit is not None  # the script returns live items only
         item, has_ttl = hit
-        item.score = -negated if search.query is not None else None
+        item.score = -negated if search.query is not None and not group else None
         page.append((item, ns, has_ttl))
     return page
 

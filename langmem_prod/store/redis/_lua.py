@@ -157,7 +157,8 @@ return 1
 #   query vector (float32 blob, or ''), dims, metric ('dot' or 'l2').
 # Returns the shard's first `need` rows as one string (one reply to parse, not four per
 # row) of NUL-separated fields: sort score (the similarity, or the update time),
-# namespace, key, record. No field can hold a NUL.
+# namespace, key, record. No field can hold a NUL. With a query, items without vectors
+# follow the scored ones, newest first, their sort score "u" and the update time.
 SEARCH = (
     PRELUDE
     + r"""
@@ -188,7 +189,7 @@ local function best_score(blob)
   end
   return best
 end
-local rows = {}
+local rows, rest = {}, {}
 for _, member in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4])) do
   local ns = ns_text(member)
   local idx, start, found = base .. 'n:' .. ns, 0, 0
@@ -223,6 +224,10 @@ for _, member in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], ARGV[3], ARGV[4])) do
         -- Six decimals: float32 vectors carry no more, and ties then break by key.
         if s then
           table.insert(rows, {string.format('%.6f', s), ns, hit_keys[n], got[hits[n]]})
+        else
+          local updated = -tonumber(redis.call('ZSCORE', idx, hit_keys[n]))
+          table.insert(rest, {'u' .. string.format('%d', updated), ns, hit_keys[n],
+            got[hits[n]], updated})
         end
       end
     end
@@ -236,6 +241,14 @@ table.sort(rows, function(a, b)
   if a[2] ~= b[2] then return bytecmp(a[2], b[2]) < 0 end
   return bytecmp(a[3], b[3]) < 0
 end)
+if #rows < need and #rest > 0 then
+  table.sort(rest, function(a, b)
+    if a[5] ~= b[5] then return a[5] > b[5] end
+    if a[2] ~= b[2] then return bytecmp(a[2], b[2]) < 0 end
+    return bytecmp(a[3], b[3]) < 0
+  end)
+  for r = 1, math.min(#rest, need - #rows) do table.insert(rows, rest[r]) end
+end
 local out = {}
 for r = 1, math.min(#rows, need) do
   for c = 1, 4 do table.insert(out, rows[r][c]) end
