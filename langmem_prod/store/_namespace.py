@@ -99,16 +99,33 @@ def as_namespace(labels: Iterable[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
+def one_label_paths(op: Op) -> Op:
+    """The op, with a raw `MatchCondition` path given as a `str` read as one label.
+
+    LangGraph's own tests write `MatchCondition("suffix", "public")`: the label is meant,
+    never its characters. (`list_namespaces(prefix="a")` is refused instead.)
+
+    >>> one_label_paths(ListNamespacesOp((MatchCondition("suffix", "public"),))).match_conditions
+    (MatchCondition(match_type='suffix', path=('public',)),)
+    """
+    if type(op) is not ListNamespacesOp or not any(
+        isinstance(c.path, str) for c in op.match_conditions or ()
+    ):
+        return op
+    conditions = tuple(
+        c._replace(path=(c.path,)) if isinstance(c.path, str) else c
+        for c in op.match_conditions or ()
+    )
+    return op._replace(match_conditions=conditions)
+
+
 def refuse_text_namespaces(op: object) -> None:
-    """Refuse an op whose namespace, prefix or match path is a bare `str`.
+    """Refuse an op whose namespace or prefix is a bare `str`.
 
     Raises:
         InvalidNamespaceError: one of them is a `str`.
     """
-    if isinstance(op, ListNamespacesOp):
-        if any(isinstance(c.path, str) for c in op.match_conditions or ()):
-            raise InvalidNamespaceError(_TEXT_NAMESPACE)
-    elif isinstance(op, SearchOp):
+    if isinstance(op, SearchOp):
         if isinstance(op.namespace_prefix, str):
             raise InvalidNamespaceError(_TEXT_NAMESPACE)
     elif isinstance(getattr(op, "namespace", None), str):
@@ -324,7 +341,7 @@ def compile_match(conditions: Sequence[MatchCondition] | None) -> NamespaceMatch
     from_end: list[tuple[int, str]] = []
     fixed_prefix: tuple[str, ...] = ()
     for condition in conditions or ():
-        path = tuple(condition.path)
+        path = (condition.path,) if isinstance(condition.path, str) else tuple(condition.path)
         min_depth = max(min_depth, len(path))
         if condition.match_type == "prefix":
             from_start.extend((i, label) for i, label in enumerate(path) if label != WILDCARD)

@@ -36,12 +36,21 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from langgraph.store.base import BaseStore, GetOp, ListNamespacesOp, Op, PutOp, Result, SearchOp
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    ListNamespacesOp,
+    NamespacePath,
+    Op,
+    PutOp,
+    Result,
+    SearchOp,
+)
 
 from langmem_prod.compliance._log import AuditLog
 from langmem_prod.errors import TenantAccessError
 from langmem_prod.security.pii import Redactor
-from langmem_prod.store._namespace import refuse_text_namespaces
+from langmem_prod.store._namespace import as_namespace, one_label_paths, refuse_text_namespaces
 from langmem_prod.store._values import check_shape
 from langmem_prod.tenancy._scope import check_scope_id, scope_batch, unscope_batch
 from langmem_prod.tenancy.rate_limit import Limiter, LocalRateLimiter
@@ -225,6 +234,42 @@ class TenantStore(BaseStore):
                 await asyncio.to_thread(self.audit.record, self.tenant_id, events, **who)
         return unscope_batch(ops, results, scope)
 
+    def list_namespaces(
+        self,
+        *,
+        prefix: NamespacePath | None = None,
+        suffix: NamespacePath | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[tuple[str, ...]]:
+        """List the tenant's namespaces, as `BaseStore.list_namespaces` (a `str` is refused)."""
+        return super().list_namespaces(
+            prefix=_path(prefix),
+            suffix=_path(suffix),
+            max_depth=max_depth,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def alist_namespaces(
+        self,
+        *,
+        prefix: NamespacePath | None = None,
+        suffix: NamespacePath | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[tuple[str, ...]]:
+        """Async `list_namespaces`."""
+        return await super().alist_namespaces(
+            prefix=_path(prefix),
+            suffix=_path(suffix),
+            max_depth=max_depth,
+            limit=limit,
+            offset=offset,
+        )
+
     def usage(self) -> dict[str, Any]:
         """The tenant's items, bytes and quota use (counted by the database)."""
         if hasattr(self.store, "tenant_usage"):
@@ -240,9 +285,14 @@ class TenantStore(BaseStore):
         return await asyncio.to_thread(self.registry.usage, self.tenant_id)
 
 
+def _path(path: NamespacePath | None) -> NamespacePath | None:
+    """A listing's prefix or suffix as a tuple; a bare `str` is refused."""
+    return None if path is None else as_namespace(path)
+
+
 def _checked(ops: Iterable[Op]) -> list[Op]:
     """The ops, checked with no I/O: tuple namespaces, put values at most `MAX_VALUE_DEPTH` deep."""
-    ops = list(ops)
+    ops = [one_label_paths(op) for op in ops]
     for op in ops:
         refuse_text_namespaces(op)
         if isinstance(op, PutOp) and op.value is not None:

@@ -69,13 +69,29 @@ async def test_a_str_namespace_is_refused_everywhere(store: Subject) -> None:
         PutOp("users", "k", None),  # type: ignore[arg-type]
         GetOp("users", "k"),  # type: ignore[arg-type]
         SearchOp("users"),  # type: ignore[arg-type]
-        ListNamespacesOp(match_conditions=(MatchCondition("prefix", "users"),)),  # type: ignore[arg-type]
-        ListNamespacesOp(match_conditions=(MatchCondition("suffix", "u"),)),  # type: ignore[arg-type]
     ]
     for op in ops:
         with pytest.raises(errors.InvalidNamespaceError, match=_TEXT):
             await store.batch([PutOp(("fine",), "k", {"v": 1}), op])
     await _nothing_written(store)
+
+
+async def test_a_str_match_path_in_a_raw_op_is_one_label(store: Subject) -> None:
+    """LangGraph's own tests write `MatchCondition("suffix", "public")`: the label, never its
+    characters (which would match namespaces ending in ("p", "u", "b", "l", "i", "c"))."""
+    for namespace in [("docs", "public"), ("docs", "private"), tuple("public"), ("public", "x")]:
+        await store.put(namespace, "k", {"v": 1})
+    as_text, as_tuple = await store.batch(
+        [
+            ListNamespacesOp(match_conditions=(MatchCondition("suffix", "public"),)),  # type: ignore[arg-type]
+            ListNamespacesOp(match_conditions=(MatchCondition("suffix", ("public",)),)),
+        ]
+    )
+    assert as_text == as_tuple == [("docs", "public")]
+    (prefixed,) = await store.batch(
+        [ListNamespacesOp(match_conditions=(MatchCondition("prefix", "public"),))]  # type: ignore[arg-type]
+    )
+    assert prefixed == [("public", "x")]
 
 
 async def test_written_namespace_must_be_nonempty(store: Subject) -> None:

@@ -82,12 +82,19 @@ def test_unknown_match_type() -> None:
         PutOp("users", "k", {"v": 1}),  # type: ignore[arg-type]
         GetOp("users", "k"),  # type: ignore[arg-type]
         SearchOp("users"),  # type: ignore[arg-type]
-        ListNamespacesOp(match_conditions=(MatchCondition("prefix", "a"),)),  # type: ignore[arg-type]
     ],
 )
 def test_a_str_namespace_is_refused_not_split(op: object) -> None:
     with pytest.raises(errors.InvalidNamespaceError, match=r"pass a tuple, e\.g\. \('users',\)"):
         validate_op(op)  # type: ignore[arg-type]
+
+
+def test_a_str_match_path_is_one_label_never_split() -> None:
+    """LangGraph's own tests write `MatchCondition("suffix", "public")`."""
+    for kind in ("prefix", "suffix"):
+        as_text = compile_match((MatchCondition(kind, "public"),))  # type: ignore[arg-type]
+        assert as_text == compile_match((MatchCondition(kind, ("public",)),))
+        assert as_text.matches(("public",)) and not as_text.matches(tuple("public"))
 
 
 def test_a_str_prefix_of_stored_values_is_refused() -> None:
