@@ -18,7 +18,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -68,6 +68,39 @@ def server(url: str | None, pin: bool) -> Iterator[str]:
         yield embedded.url
 
 
+def get_contenders(
+    ours: Any, lg: Any, raw: psycopg.Connection[Any]
+) -> dict[str, Callable[[], Any]]:
+    """One `get` by each side: our store, LangGraph's, and the raw query it stands for."""
+    return {
+        "ours": lambda: ours.get(("bench", "user1"), "k1"),
+        "langgraph": lambda: lg.get(("bench", "user1"), "k1"),
+        "raw": lambda: raw.execute(
+            f"SELECT prefix, key, value, created_at, updated_at FROM {ITEMS} "
+            "WHERE prefix = %s AND key = %s",
+            ("bench.user1", "k1"),
+        ).fetchone(),
+    }
+
+
+def put_contenders(
+    ours: Any, lg: Any, raw: psycopg.Connection[Any]
+) -> dict[str, Callable[[], Any]]:
+    """One `put` over 500 keys by each side; the raw side is a bare upsert."""
+    counter = iter(range(10**9))
+    value = {"score": 1, "text": "a new memory about the user"}
+    return {
+        "ours": lambda: ours.put(("bench", "w"), f"p{next(counter) % 500}", value),
+        "langgraph": lambda: lg.put(("bench", "w"), f"p{next(counter) % 500}", value),
+        "raw": lambda: raw.execute(
+            f"INSERT INTO {ITEMS} (prefix, key, value, created_at, updated_at) "
+            "VALUES (%s, %s, %s, now(), now()) ON CONFLICT (prefix, key) DO UPDATE "
+            "SET value = excluded.value, updated_at = excluded.updated_at",
+            ("bench.w", f"p{next(counter) % 500}", Jsonb(value)),
+        ),
+    }
+
+
 def reset(url: str, *, again: bool = True) -> None:
     """Drop what the bench made (its own two schemas only); make LangGraph's schema again."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -103,21 +136,8 @@ def sync_scenarios(url: str, n: int, repeats: int) -> dict[str, dict[str, float]
         ]
         ours.batch(seed)
         lg.batch(seed)
-        ns_text = "bench.user1"
 
-        results["get"] = compare(
-            {
-                "ours": lambda: ours.get(("bench", "user1"), "k1"),
-                "langgraph": lambda: lg.get(("bench", "user1"), "k1"),
-                "raw": lambda: raw.execute(
-                    f"SELECT prefix, key, value, created_at, updated_at FROM {ITEMS} "
-                    "WHERE prefix = %s AND key = %s",
-                    (ns_text, "k1"),
-                ).fetchone(),
-            },
-            n,
-            repeats,
-        )
+        results["get"] = compare(get_contenders(ours, lg, raw), n, repeats)
 
         gets = [GetOp(namespaces[i % 64], f"k{i}") for i in range(100)]
         prefixes = [".".join(op.namespace) for op in gets]
@@ -137,22 +157,7 @@ def sync_scenarios(url: str, n: int, repeats: int) -> dict[str, dict[str, float]
             repeats,
         )
 
-        counter = iter(range(10**9))
-        value = {"score": 1, "text": "a new memory about the user"}
-        results["put"] = compare(
-            {
-                "ours": lambda: ours.put(("bench", "w"), f"p{next(counter) % 500}", value),
-                "langgraph": lambda: lg.put(("bench", "w"), f"p{next(counter) % 500}", value),
-                "raw": lambda: raw.execute(
-                    f"INSERT INTO {ITEMS} (prefix, key, value, created_at, updated_at) "
-                    "VALUES (%s, %s, %s, now(), now()) ON CONFLICT (prefix, key) DO UPDATE "
-                    "SET value = excluded.value, updated_at = excluded.updated_at",
-                    ("bench.w", f"p{next(counter) % 500}", Jsonb(value)),
-                ),
-            },
-            n,
-            repeats,
-        )
+        results["put"] = compare(put_contenders(ours, lg, raw), n, repeats)
 
         puts = [
             PutOp(namespaces[i % 64], f"b{i}", {"score": i, "text": f"batch {i}"})
@@ -225,35 +230,8 @@ def pooled_scenarios(url: str, n: int, repeats: int) -> dict[str, dict[str, floa
         psycopg.connect(url, autocommit=True, **LG_OPTIONS) as lg_conn,
     ):
         lg = LGStore(lg_conn)
-        results["get_pooled"] = compare(
-            {
-                "ours": lambda: ours.get(("bench", "user1"), "k1"),
-                "langgraph": lambda: lg.get(("bench", "user1"), "k1"),
-                "raw": lambda: raw.execute(
-                    f"SELECT prefix, key, value, created_at, updated_at FROM {ITEMS} "
-                    "WHERE prefix = %s AND key = %s",
-                    ("bench.user1", "k1"),
-                ).fetchone(),
-            },
-            n,
-            repeats,
-        )
-        counter = iter(range(10**9))
-        value = {"score": 1, "text": "a new memory about the user"}
-        results["put_pooled"] = compare(
-            {
-                "ours": lambda: ours.put(("bench", "w"), f"p{next(counter) % 500}", value),
-                "langgraph": lambda: lg.put(("bench", "w"), f"p{next(counter) % 500}", value),
-                "raw": lambda: raw.execute(
-                    f"INSERT INTO {ITEMS} (prefix, key, value, created_at, updated_at) "
-                    "VALUES (%s, %s, %s, now(), now()) ON CONFLICT (prefix, key) DO UPDATE "
-                    "SET value = excluded.value, updated_at = excluded.updated_at",
-                    ("bench.w", f"p{next(counter) % 500}", Jsonb(value)),
-                ),
-            },
-            n,
-            repeats,
-        )
+        results["get_pooled"] = compare(get_contenders(ours, lg, raw), n, repeats)
+        results["put_pooled"] = compare(put_contenders(ours, lg, raw), n, repeats)
         pool = ours.conn
         assert isinstance(pool, ConnectionPool)
 

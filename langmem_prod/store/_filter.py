@@ -182,32 +182,26 @@ def _logical(key: str, spec: Any, depth: int, budget: list[int]) -> Node:
 
 def _all(nodes: list[Node]) -> Node:
     """All of `nodes`, folded: nested `$and`s flattened, `ALWAYS` dropped, `NEVER` wins."""
-    kept: list[Node] = []
-    for node in nodes:
-        if isinstance(node, Group) and node.op == "$and":
-            kept.extend(node.children)
-        elif node is NEVER:
-            return NEVER
-        else:
-            kept.append(node)
-    if not kept:
-        return ALWAYS
-    return kept[0] if len(kept) == 1 else Group("$and", tuple(kept))
+    return _fold("$and", nodes, absorbing=NEVER, neutral=ALWAYS)
 
 
 def _any(nodes: list[Node]) -> Node:
     """One of `nodes`, folded: nested `$or`s flattened, `NEVER` dropped, `ALWAYS` wins."""
+    return _fold("$or", nodes, absorbing=ALWAYS, neutral=NEVER)
+
+
+def _fold(op: Logic, nodes: list[Node], *, absorbing: Node, neutral: Node) -> Node:
     kept: list[Node] = []
     for node in nodes:
-        if isinstance(node, Group) and node.op == "$or":
+        if isinstance(node, Group) and node.op == op:
             kept.extend(node.children)
-        elif node is ALWAYS:
-            return ALWAYS
-        else:
+        elif node is absorbing:
+            return absorbing
+        else:  # `neutral` is a childless `op` group: flattened away above
             kept.append(node)
     if not kept:
-        return NEVER
-    return kept[0] if len(kept) == 1 else Group("$or", tuple(kept))
+        return neutral
+    return kept[0] if len(kept) == 1 else Group(op, tuple(kept))
 
 
 def _negate(nodes: list[Node]) -> Node:
