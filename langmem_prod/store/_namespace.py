@@ -99,24 +99,16 @@ def as_namespace(labels: Iterable[str]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def one_label_paths(op: Op) -> Op:
-    """The op, with a raw `MatchCondition` path given as a `str` read as one label.
+def match_path(path: Sequence[str] | str) -> tuple[str, ...]:
+    """A `MatchCondition` path as labels; a `str` is one label, never its characters.
 
-    LangGraph's own tests write `MatchCondition("suffix", "public")`: the label is meant,
-    never its characters. (`list_namespaces(prefix="a")` is refused instead.)
+    LangGraph's own tests write `MatchCondition("suffix", "public")`: the label is meant.
+    (`list_namespaces(prefix="a")` is refused instead.)
 
-    >>> one_label_paths(ListNamespacesOp((MatchCondition("suffix", "public"),))).match_conditions
-    (MatchCondition(match_type='suffix', path=('public',)),)
+    >>> match_path("public"), match_path(["a", "*"])
+    (('public',), ('a', '*'))
     """
-    if type(op) is not ListNamespacesOp or not any(
-        isinstance(c.path, str) for c in op.match_conditions or ()
-    ):
-        return op
-    conditions = tuple(
-        c._replace(path=(c.path,)) if isinstance(c.path, str) else c
-        for c in op.match_conditions or ()
-    )
-    return op._replace(match_conditions=conditions)
+    return (path,) if isinstance(path, str) else tuple(path)
 
 
 def refuse_text_namespaces(op: object) -> None:
@@ -341,7 +333,7 @@ def compile_match(conditions: Sequence[MatchCondition] | None) -> NamespaceMatch
     from_end: list[tuple[int, str]] = []
     fixed_prefix: tuple[str, ...] = ()
     for condition in conditions or ():
-        path = (condition.path,) if isinstance(condition.path, str) else tuple(condition.path)
+        path = match_path(condition.path)
         min_depth = max(min_depth, len(path))
         if condition.match_type == "prefix":
             from_start.extend((i, label) for i, label in enumerate(path) if label != WILDCARD)

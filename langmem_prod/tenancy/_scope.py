@@ -29,6 +29,7 @@ from langgraph.store.base import (
 )
 
 from langmem_prod.errors import InvalidInputError
+from langmem_prod.store._namespace import match_path
 from langmem_prod.store._text import has_surrogate
 
 NO_ID = "_"
@@ -74,7 +75,7 @@ def scope_op(op: Op, scope: tuple[str, ...]) -> Op:
     if isinstance(op, ListNamespacesOp):
         conditions = list(op.match_conditions or ())
         prefixed = [
-            MatchCondition("prefix", scope + tuple(c.path)) if c.match_type == "prefix" else c
+            MatchCondition("prefix", scope + match_path(c.path)) if c.match_type == "prefix" else c
             for c in conditions
         ]
         if not any(c.match_type == "prefix" for c in conditions):

@@ -50,7 +50,7 @@ from langgraph.store.base import (
 from langmem_prod.compliance._log import AuditLog
 from langmem_prod.errors import TenantAccessError
 from langmem_prod.security.pii import Redactor
-from langmem_prod.store._namespace import as_namespace, one_label_paths, refuse_text_namespaces
+from langmem_prod.store._namespace import as_namespace, refuse_text_namespaces
 from langmem_prod.store._values import check_shape
 from langmem_prod.tenancy._scope import check_scope_id, scope_batch, unscope_batch
 from langmem_prod.tenancy.rate_limit import Limiter, LocalRateLimiter
@@ -292,7 +292,7 @@ def _path(path: NamespacePath | None) -> NamespacePath | None:
 
 def _checked(ops: Iterable[Op]) -> list[Op]:
     """The ops, checked with no I/O: tuple namespaces, put values at most `MAX_VALUE_DEPTH` deep."""
-    ops = [one_label_paths(op) for op in ops]
+    ops = list(ops)
     for op in ops:
         refuse_text_namespaces(op)
         if isinstance(op, PutOp) and op.value is not None:

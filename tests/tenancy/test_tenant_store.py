@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from langgraph.store.base import ListNamespacesOp, MatchCondition
 
 from langmem_prod.errors import InvalidNamespaceError, TenantAccessError
 from langmem_prod.tenancy import (
@@ -121,6 +122,23 @@ async def test_a_str_namespace_is_refused_before_any_io(world: World) -> None:
                 await world.run(store, method, *args, **kwargs)
     acme = world.tenant_store("acme", user_id="ada")
     assert await world.run(acme, "list_namespaces") == []
+
+
+async def test_a_str_match_path_in_a_raw_op_is_one_label(world: World) -> None:
+    """As on the stores: `MatchCondition("prefix", "public")` means the label, scoped too."""
+    acme = world.tenant_store("acme", user_id="ada")
+    for namespace in [("public", "x"), tuple("public"), ("docs", "public")]:
+        await world.run(acme, "put", namespace, "k", {"v": 1})
+    prefixed, suffixed = await world.run(
+        acme,
+        "batch",
+        [
+            ListNamespacesOp(match_conditions=(MatchCondition("prefix", "public"),)),  # type: ignore[arg-type]
+            ListNamespacesOp(match_conditions=(MatchCondition("suffix", "public"),)),  # type: ignore[arg-type]
+        ],
+    )
+    assert prefixed == [("public", "x")]
+    assert suffixed == [("docs", "public")]
 
 
 async def test_suspended_tenants_and_foreign_agents_are_refused(world: World) -> None:
